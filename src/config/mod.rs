@@ -1,0 +1,160 @@
+//! The validated configuration. [`file`] turns TOML text into a [`Config`] or
+//! a list of errors that name file, line and column; everything after that
+//! works on these types and never sees an unchecked value.
+
+mod file;
+pub mod types;
+
+use std::net::Ipv4Addr;
+
+pub use file::{parse, ConfigError};
+pub use types::{Ipv4Net, Mac, PortRange};
+
+use crate::time::Duration;
+
+/// Index of an interface in `Config::interfaces`, and of its port in the
+/// appliance. Stable for the life of a process (reload may not reorder).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct IfIndex(pub u8);
+
+impl IfIndex {
+    pub fn idx(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Routed,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub hostname: String,
+    pub mode: Mode,
+    pub control_socket: String,
+    pub interfaces: Vec<InterfaceCfg>,
+    pub routes: Vec<RouteCfg>,
+    /// Ordered rules per interface, for traffic entering it; `None` means the
+    /// interface has no ACL and security levels decide.
+    pub acls: Vec<Option<Vec<AclRule>>>,
+    pub nat: Vec<NatRule>,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterfaceCfg {
+    pub name: String,
+    pub tap: String,
+    pub mac: Mac,
+    pub address: Ipv4Net,
+    pub security_level: u8,
+    pub mtu: u16,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteCfg {
+    pub destination: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub interface: IfIndex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclAction {
+    Permit,
+    /// Drop silently.
+    Deny,
+    /// Drop and tell the sender: TCP RST, or ICMP administratively prohibited.
+    Reject,
+}
+
+/// `None` in a field means "any".
+#[derive(Clone, Debug, PartialEq)]
+pub struct AclRule {
+    pub action: AclAction,
+    pub proto: Option<u8>,
+    pub src: Ipv4Net,
+    pub dst: Ipv4Net,
+    pub sport: Option<PortRange>,
+    pub dport: Option<PortRange>,
+    pub icmp_type: Option<u8>,
+    /// 1-based line in the config file, shown by `show counters` hit lists.
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NatRule {
+    /// Inside hosts share the outside interface address (or `address`).
+    DynamicPat { inside: IfIndex, outside: IfIndex, address: Option<Ipv4Addr> },
+    /// One inside host is one outside address, both ways.
+    Static { inside: IfIndex, outside: IfIndex, real: Ipv4Addr, mapped: Ipv4Addr },
+    /// `mapped:mapped_port` on the outside reaches `real:real_port` inside.
+    PortForward {
+        inside: IfIndex,
+        outside: IfIndex,
+        proto: u8,
+        mapped: Option<Ipv4Addr>,
+        mapped_port: u16,
+        real: Ipv4Addr,
+        real_port: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeouts {
+    pub tcp_syn: Duration,
+    pub tcp_established: Duration,
+    pub tcp_fin: Duration,
+    pub tcp_time_wait: Duration,
+    pub tcp_closed: Duration,
+    pub udp: Duration,
+    pub udp_unreplied: Duration,
+    pub icmp: Duration,
+    pub arp: Duration,
+    pub fragment: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_syn: Duration::from_secs(30),
+            tcp_established: Duration::from_secs(3600),
+            tcp_fin: Duration::from_secs(120),
+            tcp_time_wait: Duration::from_secs(30),
+            tcp_closed: Duration::from_secs(10),
+            udp: Duration::from_secs(120),
+            udp_unreplied: Duration::from_secs(30),
+            icmp: Duration::from_secs(10),
+            arp: Duration::from_secs(4 * 3600),
+            fragment: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Connections beyond this are refused (counted); existing ones go on.
+    pub max_conns: u32,
+    /// Frames held while their next hop is being resolved, over all hops.
+    pub arp_queue: u32,
+    /// First-fragment decisions remembered for the fragments that follow.
+    pub max_fragments: u32,
+    /// ICMP errors the appliance sends per second, at most.
+    pub icmp_rate: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_conns: 1_000_000, arp_queue: 256, max_fragments: 4096, icmp_rate: 100 }
+    }
+}
+
+impl Config {
+    pub fn interface_by_name(&self, name: &str) -> Option<IfIndex> {
+        self.interfaces.iter().position(|i| i.name == name).map(|i| IfIndex(i as u8))
+    }
+    pub fn iface(&self, i: IfIndex) -> &InterfaceCfg {
+        &self.interfaces[i.idx()]
+    }
+}

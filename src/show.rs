@@ -1,0 +1,228 @@
+//! What `twinwall show ...` prints: typed reports, rendered as ASA-like text
+//! for people and as JSON for scripts.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShowWhat {
+    Conn,
+    Xlate,
+    Arp,
+    Route,
+    Interface,
+    Counters,
+}
+
+impl ShowWhat {
+    pub const NAMES: &'static [&'static str] = &["conn", "xlate", "arp", "route", "interface", "counters"];
+    pub fn parse(s: &str) -> Option<ShowWhat> {
+        Some(match s {
+            "conn" => ShowWhat::Conn,
+            "xlate" => ShowWhat::Xlate,
+            "arp" => ShowWhat::Arp,
+            "route" => ShowWhat::Route,
+            "interface" => ShowWhat::Interface,
+            "counters" => ShowWhat::Counters,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnLine {
+    pub proto: String,
+    pub in_if: String,
+    pub inside: String,
+    pub out_if: String,
+    pub outside: String,
+    /// The initiator's address as seen on the far side, after NAT.
+    pub mapped: String,
+    pub state: String,
+    pub idle_ms: u64,
+    pub expires_in_ms: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnReport {
+    pub in_use: u64,
+    pub max: u64,
+    pub most_used: u64,
+    /// Bytes held by the table, entries and indexes and NAT bindings.
+    pub memory_bytes: u64,
+    pub bytes_per_conn: u64,
+    pub conns: Vec<ConnLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct XlateLine {
+    pub kind: String,
+    pub proto: String,
+    pub real: String,
+    pub mapped: String,
+    pub in_if: String,
+    pub out_if: String,
+    pub conns: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct XlateReport {
+    pub in_use: u64,
+    pub xlates: Vec<XlateLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ArpLine {
+    pub interface: String,
+    pub ip: String,
+    pub mac: String,
+    pub age_s: u64,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteLine {
+    pub kind: String,
+    pub destination: String,
+    pub gateway: Option<String>,
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InterfaceLine {
+    pub name: String,
+    pub tap: String,
+    pub mac: String,
+    pub address: String,
+    pub security_level: u8,
+    pub mtu: u16,
+    pub counters: crate::stats::IfCounters,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CountersReport {
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+    pub events: crate::stats::Events,
+    pub interfaces: std::collections::BTreeMap<String, crate::stats::IfCounters>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Report {
+    Conn(ConnReport),
+    Xlate(XlateReport),
+    Arp(Vec<ArpLine>),
+    Route(Vec<RouteLine>),
+    Interface(Vec<InterfaceLine>),
+    Counters(CountersReport),
+}
+
+impl Report {
+    pub fn json(&self) -> serde_json::Value {
+        let v = match self {
+            Report::Conn(r) => serde_json::to_value(r),
+            Report::Xlate(r) => serde_json::to_value(r),
+            Report::Arp(r) => serde_json::to_value(r),
+            Report::Route(r) => serde_json::to_value(r),
+            Report::Interface(r) => serde_json::to_value(r),
+            Report::Counters(r) => serde_json::to_value(r),
+        };
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        match self {
+            Report::Conn(r) => {
+                let _ = writeln!(s, "{} in use, {} most used, {} maximum", r.in_use, r.most_used, r.max);
+                let _ = writeln!(
+                    s,
+                    "table memory {} bytes, {} bytes per connection",
+                    r.memory_bytes, r.bytes_per_conn
+                );
+                for c in &r.conns {
+                    let _ = writeln!(
+                        s,
+                        "{} {} {} {} {} (mapped {}), idle {}, expires in {}, bytes {}, flags {}",
+                        c.proto,
+                        c.out_if,
+                        c.outside,
+                        c.in_if,
+                        c.inside,
+                        c.mapped,
+                        crate::time::Duration::from_millis(c.idle_ms),
+                        crate::time::Duration::from_millis(c.expires_in_ms),
+                        c.bytes,
+                        c.state
+                    );
+                }
+            }
+            Report::Xlate(r) => {
+                let _ = writeln!(s, "{} in use", r.in_use);
+                for x in &r.xlates {
+                    let _ = writeln!(
+                        s,
+                        "{} {} from {}:{} to {}:{} conns {}",
+                        x.kind, x.proto, x.in_if, x.real, x.out_if, x.mapped, x.conns
+                    );
+                }
+            }
+            Report::Arp(lines) => {
+                for a in lines {
+                    let _ = writeln!(s, "  {} {} {} {} {}", a.interface, a.ip, a.mac, a.age_s, a.state);
+                }
+            }
+            Report::Route(lines) => {
+                let _ = writeln!(s, "Codes: C - connected, S - static\n");
+                for r in lines {
+                    match &r.gateway {
+                        Some(g) => {
+                            let _ = writeln!(s, "{}    {} via {}, {}", r.kind, r.destination, g, r.interface);
+                        }
+                        None => {
+                            let _ = writeln!(s, "{}    {} is directly connected, {}", r.kind, r.destination, r.interface);
+                        }
+                    }
+                }
+            }
+            Report::Interface(lines) => {
+                for i in lines {
+                    let c = &i.counters;
+                    let _ = writeln!(s, "Interface {} \"{}\", is up, line protocol is up", i.tap, i.name);
+                    let _ = writeln!(s, "  MAC address {}, MTU {}", i.mac, i.mtu);
+                    let _ = writeln!(s, "  IP address {}, security level {}", i.address, i.security_level);
+                    let _ = writeln!(s, "  {} packets input, {} bytes", c.rx_frames, c.rx_bytes);
+                    let _ = writeln!(s, "  {} packets output, {} bytes", c.tx_frames, c.tx_bytes);
+                    let _ = writeln!(s, "  {} packets dropped", c.drops);
+                }
+            }
+            Report::Counters(r) => {
+                let _ = writeln!(s, "Drops:");
+                for (k, v) in &r.drops {
+                    let _ = writeln!(s, "  {k:<28} {v}");
+                }
+                let _ = writeln!(s, "Events:");
+                if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&r.events) {
+                    for (k, v) in m {
+                        if v.as_u64() != Some(0) {
+                            let _ = writeln!(s, "  {k:<28} {v}");
+                        }
+                    }
+                }
+                let _ = writeln!(s, "Interfaces:");
+                for (name, c) in &r.interfaces {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<12} rx {} frames {} bytes, tx {} frames {} bytes, drops {}",
+                        c.rx_frames, c.rx_bytes, c.tx_frames, c.tx_bytes, c.drops
+                    );
+                }
+            }
+        }
+        s
+    }
+}
