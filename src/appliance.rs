@@ -13,15 +13,33 @@
 //! Buffers go round: `alloc_frame` hands out a pooled buffer for the shell to
 //! read into, and every `Output::Frame` buffer should come back through
 //! `recycle` once written, so the fast path allocates nothing.
+//!
+//! # Pipeline
+//! `handle_frame` → L2 (ours? ARP?) → parse once into a [`PacketDesc`] →
+//! conntrack lookup. A hit is tracked (TCP windows) and rewritten from the
+//! connection's two keys; a miss goes the slow way: local delivery,
+//! destination NAT, route, TTL, ACL or security levels, source NAT, a new
+//! connection. Then TTL, next-hop ARP and out. Every frame not forwarded is
+//! dropped for a [`DropReason`] and counted.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
-use crate::config::{Config, IfIndex};
+use crate::acl::{self, Decision};
+use crate::arp::{self, ArpCache, Lookup, Pending};
+use crate::config::types::proto;
+use crate::config::{Config, IfIndex, Ipv4Net, Mac};
+use crate::conntrack::{self, tcp, Conn, ConnState, Dir, FlowKey, InsertError, KeyV4, Table};
+use crate::drop::DropReason;
+use crate::emit;
 use crate::entropy::Entropy;
 use crate::frame::{FrameBuf, Pool};
-use crate::show::{Report, ShowWhat};
+use crate::nat::{Inside, Nat};
+use crate::pdesc::{self, IcmpKind, PacketDesc};
+use crate::route::RouteTable;
+use crate::show::{self, Report, ShowWhat};
 use crate::stats::Counters;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
+use crate::wire::{arp as arpw, be16, be32, ether, icmp};
 
 /// Something the appliance wants done.
 #[derive(Debug)]
@@ -36,8 +54,8 @@ pub enum Output {
 pub enum Event {
     /// A reload took effect.
     Reloaded,
-    /// A reload changed something that only a restart can apply.
-    RestartNeeded(String),
+    /// Another host answers ARP for one of our addresses.
+    AddressConflict { iface: String, ip: std::net::Ipv4Addr, mac: Mac },
 }
 
 /// Operator commands.
@@ -50,33 +68,131 @@ pub enum Command {
 /// A command that could not be applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandError {
-    /// The new configuration changes the interface list; restart to apply it.
+    /// The new configuration adds, removes, renames or re-homes interfaces; restart to apply it.
     InterfacesChanged,
 }
 
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CommandError::InterfacesChanged => {
-                write!(f, "the new configuration adds, removes or renames interfaces; restart to apply it")
-            }
+            CommandError::InterfacesChanged => write!(
+                f,
+                "the new configuration adds, removes, renames or re-homes interfaces; restart twinwall to apply it"
+            ),
         }
     }
 }
 
+/// Housekeeping cadence: conntrack sweep slice, fragment expiry.
+const TICK: Duration = Duration::from_millis(100);
+/// Slots a sweep visits per tick at least; a full pass takes at most
+/// `SWEEP_PASSES_TICKS` ticks on bigger tables.
+const SWEEP_MIN: usize = 1024;
+const SWEEP_PASS_TICKS: usize = 50;
+/// Gratuitous ARPs sent per address at start and reload.
+const GARP_COUNT: u8 = 1;
+
+/// Per-interface facts the fast path needs, derived from the config.
+#[derive(Clone, Debug)]
+struct Port {
+    mac: Mac,
+    addr: u32,
+    net: Ipv4Net,
+    mtu: u16,
+    /// NAT addresses we answer ARP for on this port.
+    proxy: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FragKey {
+    src: u32,
+    dst: u32,
+    ident: u16,
+    proto: u8,
+}
+
+/// What the first fragment's connection decided for the rest.
+#[derive(Clone, Copy, Debug)]
+struct FragEntry {
+    src: u32,
+    dst: u32,
+    expires: Instant,
+}
+
 pub struct Appliance {
     cfg: Config,
+    ports: Vec<Port>,
+    routes: RouteTable,
+    acl_hits: Vec<Vec<u64>>,
+    ct: Table<KeyV4>,
+    nat: Nat,
+    arp: ArpCache,
+    frags: HashMap<FragKey, FragEntry, ahash::RandomState>,
     pool: Pool,
     out: VecDeque<Output>,
     counters: Counters,
-    #[allow(dead_code)]
     rng: Box<dyn Entropy>,
+    icmp_tokens: u32,
+    icmp_refilled: Instant,
+    next_tick: Instant,
+    scratch: Vec<Pending>,
+}
+
+fn seed(rng: &mut dyn Entropy) -> [u64; 4] {
+    [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()]
+}
+
+fn ports_of(cfg: &Config, nat: &Nat) -> Vec<Port> {
+    cfg.interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Port {
+            mac: c.mac,
+            addr: c.address.addr.into(),
+            net: c.address,
+            mtu: c.mtu,
+            proxy: nat.proxy_arp_addrs(IfIndex(i as u8)),
+        })
+        .collect()
+}
+
+fn if_addrs(cfg: &Config) -> Vec<u32> {
+    cfg.interfaces.iter().map(|i| u32::from(i.address.addr)).collect()
+}
+
+fn acl_hits_for(cfg: &Config) -> Vec<Vec<u64>> {
+    cfg.acls.iter().map(|a| vec![0; a.as_ref().map_or(0, |r| r.len())]).collect()
 }
 
 impl Appliance {
-    pub fn new(cfg: Config, _now: Instant, rng: Box<dyn Entropy>) -> Self {
-        let counters = Counters::new(cfg.interfaces.len());
-        Appliance { cfg, pool: Pool::default(), out: VecDeque::new(), counters, rng }
+    pub fn new(cfg: Config, now: Instant, mut rng: Box<dyn Entropy>) -> Self {
+        let nat = Nat::new(&cfg.nat, if_addrs(&cfg), seed(rng.as_mut()));
+        let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
+        let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
+        let frags = HashMap::with_hasher({
+            let s = seed(rng.as_mut());
+            ahash::RandomState::with_seeds(s[0], s[1], s[2], s[3])
+        });
+        let mut app = Appliance {
+            ports: ports_of(&cfg, &nat),
+            routes: RouteTable::from_config(&cfg),
+            acl_hits: acl_hits_for(&cfg),
+            counters: Counters::new(cfg.interfaces.len()),
+            icmp_tokens: cfg.limits.icmp_rate,
+            cfg,
+            ct,
+            nat,
+            arp,
+            frags,
+            pool: Pool::default(),
+            out: VecDeque::new(),
+            rng,
+            icmp_refilled: now,
+            next_tick: now + TICK,
+            scratch: Vec::new(),
+        };
+        app.announce();
+        app
     }
 
     pub fn config(&self) -> &Config {
@@ -87,6 +203,11 @@ impl Appliance {
         &self.counters
     }
 
+    /// Live connections.
+    pub fn conn_count(&self) -> u32 {
+        self.ct.len()
+    }
+
     pub fn alloc_frame(&mut self) -> FrameBuf {
         self.pool.get()
     }
@@ -95,19 +216,517 @@ impl Appliance {
         self.pool.put(buf);
     }
 
-    pub fn handle_frame(&mut self, port: IfIndex, buf: FrameBuf, _now: Instant) {
+    /// Gratuitous ARP for every address we own, so neighbours (and switches)
+    /// learn where we are.
+    fn announce(&mut self) {
+        for i in 0..self.ports.len() {
+            let p = self.ports[i].clone();
+            for addr in std::iter::once(p.addr).chain(p.proxy.iter().copied()) {
+                for _ in 0..GARP_COUNT {
+                    let mut b = self.pool.get();
+                    emit::arp_packet(&mut b, arpw::REQUEST, Mac::BROADCAST, p.mac, addr, Mac::ZERO, addr);
+                    self.counters.events.garp_sent += 1;
+                    self.emit(IfIndex(i as u8), b);
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, port: IfIndex, buf: FrameBuf) {
         let c = &mut self.counters.ifaces[port.idx()];
-        c.rx_frames += 1;
-        c.rx_bytes += buf.len() as u64;
+        c.tx_frames += 1;
+        c.tx_bytes += buf.len() as u64;
+        self.out.push_back(Output::Frame { port, buf });
+    }
+
+    fn drop_frame(&mut self, port: IfIndex, buf: FrameBuf, reason: DropReason) {
+        self.counters.drop(reason);
+        self.counters.ifaces[port.idx()].drops += 1;
         self.pool.put(buf);
     }
 
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    pub fn handle_frame(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+        let c = &mut self.counters.ifaces[port.idx()];
+        c.rx_frames += 1;
+        c.rx_bytes += buf.len() as u64;
+        let f = buf.as_ref();
+        if f.len() < ether::HEADER_LEN {
+            return self.drop_frame(port, buf, DropReason::EthTooShort);
+        }
+        let dst = &f[ether::DST];
+        if dst != self.ports[port.idx()].mac.0 && dst[0] & 1 == 0 {
+            return self.drop_frame(port, buf, DropReason::NotForUs);
+        }
+        match be16(f, ether::TYPE) {
+            ether::TYPE_IPV4 => self.ip_input(port, buf, now),
+            ether::TYPE_ARP => self.arp_input(port, buf, now),
+            ether::TYPE_VLAN | ether::TYPE_QINQ => self.drop_frame(port, buf, DropReason::Vlan),
+            ether::TYPE_IPV6 => self.drop_frame(port, buf, DropReason::Ipv6),
+            _ => self.drop_frame(port, buf, DropReason::UnknownEthertype),
+        }
+    }
+
+    fn arp_input(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+        let f = buf.as_ref();
+        let Some(a) = f.get(ether::HEADER_LEN..ether::HEADER_LEN + arpw::LEN) else {
+            return self.drop_frame(port, buf, DropReason::ArpMalformed);
+        };
+        if be16(a, arpw::HTYPE) != 1 || be16(a, arpw::PTYPE) != ether::TYPE_IPV4 || a[arpw::HLEN] != 6 || a[arpw::PLEN] != 4 {
+            return self.drop_frame(port, buf, DropReason::ArpMalformed);
+        }
+        let op = be16(a, arpw::OPER);
+        let mut sha = Mac::ZERO;
+        sha.0.copy_from_slice(&a[arpw::SHA]);
+        let spa = be32(a, arpw::SPA);
+        let tpa = be32(a, arpw::TPA);
+        let p = &self.ports[port.idx()];
+        let (our_mac, our_addr) = (p.mac, p.addr);
+        if spa == our_addr && sha != our_mac {
+            let ev = Event::AddressConflict {
+                iface: self.cfg.iface(port).name.clone(),
+                ip: spa.into(),
+                mac: sha,
+            };
+            self.out.push_back(Output::Event(ev));
+            return self.drop_frame(port, buf, DropReason::ArpNotForUs);
+        }
+        let for_us = tpa == our_addr || p.proxy.contains(&tpa);
+        if spa != 0 && !sha.is_multicast() && p.net.contains(spa.into()) {
+            let created = self.arp.learn(spa, sha, port, now, for_us);
+            if created {
+                self.counters.events.arp_learned += 1;
+            }
+            self.release_pending(spa, sha);
+        }
+        if op == arpw::REQUEST && for_us {
+            let mut b = buf;
+            emit::arp_packet(&mut b, arpw::REPLY, sha, our_mac, tpa, sha, spa);
+            self.counters.events.arp_replies_sent += 1;
+            self.emit(port, b);
+        } else if for_us && op == arpw::REPLY {
+            self.pool.put(buf);
+        } else {
+            self.drop_frame(port, buf, DropReason::ArpNotForUs);
+        }
+    }
+
+    /// Send the frames that waited for `ip`.
+    fn release_pending(&mut self, ip: u32, mac: Mac) {
+        let mut waiting = std::mem::take(&mut self.scratch);
+        self.arp.take_pending(ip, &mut waiting);
+        for mut p in waiting.drain(..) {
+            p.buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
+            self.counters.events.frames_forwarded += 1;
+            self.emit(p.iface, p.buf);
+        }
+        self.scratch = waiting;
+    }
+
+    fn is_martian_src(&self, src: u32) -> bool {
+        let first = (src >> 24) as u8;
+        first == 0 || first == 127 || first >= 224 || self.ports.iter().any(|p| p.addr == src)
+    }
+
+    fn is_broadcast_dst(&self, dst: u32) -> bool {
+        dst == u32::MAX
+            || (dst >> 28) == 0xe
+            || self.ports.iter().any(|p| p.net.len < 31 && u32::from(p.net.broadcast()) == dst)
+    }
+
+    fn ip_input(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+        let mut d = match pdesc::parse(buf.as_ref(), ether::HEADER_LEN) {
+            Ok(d) => d,
+            Err(r) => return self.drop_frame(port, buf, r),
+        };
+        if self.is_martian_src(d.key.src) {
+            return self.drop_frame(port, buf, DropReason::Ipv4Martian);
+        }
+        if self.is_broadcast_dst(d.key.dst) {
+            return self.drop_frame(port, buf, DropReason::L3Broadcast);
+        }
+        if d.is_later_fragment() {
+            return self.fragment_input(port, buf, d, now);
+        }
+        if d.icmp == Some(IcmpKind::Error) {
+            return self.icmp_error_input(port, buf, d, now);
+        }
+        if let Some((slot, dir)) = self.ct.lookup(&d.key) {
+            let c = self.ct.get(slot);
+            let stale = c.expires <= now
+                || (c.state == ConnState::Tcp
+                    && dir == Dir::Orig
+                    && d.tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+                    && matches!(tcp::phase(&c.tcp), tcp::ConnPhase::TimeWait | tcp::ConnPhase::Reset));
+            if !stale {
+                return self.established(port, buf, &mut d, slot, dir, now);
+            }
+            let expired = c.expires <= now;
+            self.remove_conn(slot);
+            if expired {
+                self.counters.events.conns_expired += 1;
+            } else {
+                self.counters.events.conns_replaced += 1;
+            }
+        }
+        self.new_flow(port, buf, d, now)
+    }
+
+    fn established(&mut self, port: IfIndex, buf: FrameBuf, d: &mut PacketDesc, slot: u32, dir: Dir, now: Instant) {
+        if d.ttl <= 1 {
+            return self.ttl_expired(port, buf, d);
+        }
+        let timeouts = &self.cfg.timeouts;
+        let c = self.ct.get_mut(slot);
+        match c.state {
+            ConnState::Tcp => {
+                if !tcp::flags_valid(d.tcp.flags) {
+                    return self.drop_frame(port, buf, DropReason::TcpBadFlags);
+                }
+                if let Err(r) = tcp::track(&mut c.tcp, dir.idx(), &d.tcp) {
+                    return self.drop_frame(port, buf, r);
+                }
+            }
+            ConnState::Unreplied if dir == Dir::Reply => c.state = ConnState::Assured,
+            _ => {}
+        }
+        c.expires = now + conntrack::timeout_for(c, timeouts);
+        c.bytes += d.ip_len as u64;
+        let target = c.key[dir.other().idx()].reversed();
+        self.forward(port, buf, d, target, now);
+    }
+
+    /// An ICMP error travels like a reply to the packet it quotes: find
+    /// that packet's connection, then translate the outer destination and
+    /// the quote back to what the receiving endpoint sent.
+    fn icmp_error_input(&mut self, port: IfIndex, buf: FrameBuf, mut d: PacketDesc, now: Instant) {
+        let Some(inner) = d.inner else { return self.drop_frame(port, buf, DropReason::L4Malformed) };
+        let Some((slot, dir)) = self.ct.lookup(&inner.key.reversed()) else {
+            if d.key.dst == self.ports[port.idx()].addr {
+                // An error about something we sent ourselves: nothing to do.
+                return self.drop_frame(port, buf, DropReason::ToSelf);
+            }
+            return self.drop_frame(port, buf, DropReason::IcmpErrorNoConn);
+        };
+        if d.ttl <= 1 {
+            return self.drop_frame(port, buf, DropReason::TtlExpired);
+        }
+        let c = self.ct.get(slot);
+        let orig_of_other = c.key[dir.other().idx()];
+        let mut buf = buf;
+        pdesc::rewrite_inner(buf.as_mut(), &mut d, &orig_of_other);
+        let target = KeyV4 { dst: orig_of_other.src, ..d.key };
+        self.forward(port, buf, &mut d, target, now);
+    }
+
+    fn fragment_input(&mut self, port: IfIndex, buf: FrameBuf, mut d: PacketDesc, now: Instant) {
+        let fk = FragKey { src: d.key.src, dst: d.key.dst, ident: d.ident, proto: d.key.proto };
+        let Some(e) = self.frags.get(&fk).copied().filter(|e| e.expires > now) else {
+            return self.drop_frame(port, buf, DropReason::FragmentNoState);
+        };
+        if d.ttl <= 1 {
+            return self.ttl_expired(port, buf, &d);
+        }
+        if !d.more_frags {
+            self.frags.remove(&fk);
+        }
+        self.counters.events.fragments_forwarded += 1;
+        let target = KeyV4 { src: e.src, dst: e.dst, ..d.key };
+        self.forward(port, buf, &mut d, target, now);
+    }
+
+    fn new_flow(&mut self, port: IfIndex, buf: FrameBuf, d: PacketDesc, now: Instant) {
+        let k = d.key;
+        match k.proto {
+            proto::TCP => {
+                if !tcp::flags_valid(d.tcp.flags) {
+                    return self.drop_frame(port, buf, DropReason::TcpBadFlags);
+                }
+            }
+            proto::ICMP => match (d.icmp, d.icmp_type) {
+                (Some(IcmpKind::Echo), icmp::ECHO_REQUEST) => {}
+                (Some(IcmpKind::Echo), _) => return self.drop_frame(port, buf, DropReason::IcmpNoConn),
+                _ => {
+                    if self.ports.iter().any(|p| p.addr == k.dst) {
+                        return self.drop_frame(port, buf, DropReason::ToSelf);
+                    }
+                    return self.drop_frame(port, buf, DropReason::IcmpUnsupported);
+                }
+            },
+            _ => {}
+        }
+        let dnat = self.nat.dnat(port, &k);
+        if dnat.is_none() && self.ports.iter().any(|p| p.addr == k.dst) {
+            return self.local_input(port, buf, d);
+        }
+        if k.proto == proto::TCP && d.tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) != tcp_flags::SYN {
+            return self.drop_frame(port, buf, DropReason::TcpNoSyn);
+        }
+        let mut real = k;
+        if let Some((a, p)) = dnat {
+            real.dst = a;
+            real.dport = p;
+        }
+        let Some(hop) = self.routes.lookup(real.dst) else {
+            self.icmp_error(port, &buf, &d, icmp::DEST_UNREACH, icmp::UNREACH_NET, 0);
+            return self.drop_frame(port, buf, DropReason::NoRoute);
+        };
+        let egress = hop.iface;
+        if egress == port {
+            return self.drop_frame(port, buf, DropReason::SameInterface);
+        }
+        if d.ttl <= 1 {
+            return self.ttl_expired(port, buf, &d);
+        }
+        match acl::decide(&self.cfg, &mut self.acl_hits, port, egress, &real, d.icmp_type) {
+            Decision::Permit => {}
+            Decision::Deny(_) => return self.drop_frame(port, buf, DropReason::AclDeny),
+            Decision::SecurityLevel => return self.drop_frame(port, buf, DropReason::SecurityLevel),
+            Decision::Reject(_) => {
+                if k.proto == proto::TCP {
+                    self.tcp_reset(port, &buf, &d);
+                } else {
+                    self.icmp_error(port, &buf, &d, icmp::DEST_UNREACH, icmp::UNREACH_ADMIN, 0);
+                }
+                return self.drop_frame(port, buf, DropReason::AclDeny);
+            }
+        }
+        let m = self.nat.snat(port, egress, &real);
+        let mut post = real;
+        let mut flags = if dnat.is_some() { conntrack::table::flags::DNAT } else { 0 };
+        let mut bound = None;
+        if let Some((a, p)) = m.src_static {
+            post.src = a;
+            post.sport = p;
+            flags |= conntrack::table::flags::SNAT;
+        } else if let Some(mapped) = m.pat {
+            let who = Inside { proto: k.proto, addr: k.src, port: k.sport, mapped };
+            let start = self.rng.next_u64() as u16;
+            let Some(p) = self.nat.bind(who, port, egress, start) else {
+                return self.drop_frame(port, buf, DropReason::NatNoPorts);
+            };
+            post.src = mapped;
+            post.sport = p;
+            flags |= conntrack::table::flags::PAT;
+            bound = Some(who);
+        }
+        let mut conn = Conn {
+            key: [k, post.reversed()],
+            iface: [port, egress],
+            flags,
+            state: if k.proto == proto::TCP { ConnState::Tcp } else { ConnState::Unreplied },
+            bytes: d.ip_len as u64,
+            ..Default::default()
+        };
+        if k.proto == proto::TCP {
+            conn.tcp = tcp::init_orig(&d.tcp);
+        }
+        conn.expires = now + conntrack::timeout_for(&conn, &self.cfg.timeouts);
+        if let Err(e) = self.ct.insert(conn) {
+            if let Some(who) = bound {
+                self.nat.unbind(&who);
+            }
+            let r = match e {
+                InsertError::Full => DropReason::ConnLimit,
+                InsertError::KeyInUse => DropReason::ConnKeyInUse,
+            };
+            return self.drop_frame(port, buf, r);
+        }
+        self.counters.events.conns_created += 1;
+        if bound.is_some() {
+            self.counters.events.xlates_created += 1;
+        }
+        let mut d = d;
+        self.forward(port, buf, &mut d, post, now);
+    }
+
+    /// Traffic for the appliance itself. Only the ingress interface's own
+    /// address answers, as on ASA.
+    fn local_input(&mut self, port: IfIndex, buf: FrameBuf, d: PacketDesc) {
+        if d.key.dst != self.ports[port.idx()].addr {
+            return self.drop_frame(port, buf, DropReason::ToSelf);
+        }
+        match (d.key.proto, d.icmp_type) {
+            (proto::ICMP, icmp::ECHO_REQUEST) => {
+                let mut b = buf;
+                emit::echo_reply_in_place(&mut b, &d, self.ports[port.idx()].mac);
+                self.counters.events.icmp_echo_replies += 1;
+                self.emit(port, b);
+            }
+            (proto::UDP, _) => {
+                // So that a traceroute ends here.
+                self.icmp_error(port, &buf, &d, icmp::DEST_UNREACH, icmp::UNREACH_PORT, 0);
+                self.drop_frame(port, buf, DropReason::ToSelf)
+            }
+            _ => self.drop_frame(port, buf, DropReason::ToSelf),
+        }
+    }
+
+    fn ttl_expired(&mut self, port: IfIndex, buf: FrameBuf, d: &PacketDesc) {
+        self.icmp_error(port, &buf, d, icmp::TIME_EXCEEDED, 0, 0);
+        self.drop_frame(port, buf, DropReason::TtlExpired)
+    }
+
+    /// Rewrite `d` to `target`, decrement TTL, find the next hop and send
+    /// (or park the frame until ARP answers).
+    fn forward(&mut self, port: IfIndex, mut buf: FrameBuf, d: &mut PacketDesc, target: KeyV4, now: Instant) {
+        let Some(hop) = self.routes.lookup(target.dst) else {
+            return self.drop_frame(port, buf, DropReason::NoRoute);
+        };
+        let out = hop.iface;
+        let egress = &self.ports[out.idx()];
+        if d.ip_len > egress.mtu as usize {
+            if d.df {
+                let mtu = egress.mtu as u32;
+                self.icmp_error(port, &buf, d, icmp::DEST_UNREACH, icmp::UNREACH_NEEDFRAG, mtu);
+            }
+            return self.drop_frame(port, buf, DropReason::MtuExceeded);
+        }
+        let src_mac = egress.mac;
+        if d.more_frags && d.frag_off == 0 {
+            if self.frags.len() >= self.cfg.limits.max_fragments as usize {
+                return self.drop_frame(port, buf, DropReason::FragmentLimit);
+            }
+            let fk = FragKey { src: d.key.src, dst: d.key.dst, ident: d.ident, proto: d.key.proto };
+            let e = FragEntry { src: target.src, dst: target.dst, expires: now + self.cfg.timeouts.fragment };
+            self.frags.insert(fk, e);
+        }
+        pdesc::rewrite(buf.as_mut(), d, &target);
+        pdesc::decrement_ttl(buf.as_mut(), d);
+        buf.truncate(d.l3 + d.ip_len);
+        buf.as_mut()[ether::SRC].copy_from_slice(&src_mac.0);
+        self.to_next_hop(out, hop.ip, buf, now);
+    }
+
+    fn to_next_hop(&mut self, out: IfIndex, ip: u32, mut buf: FrameBuf, now: Instant) {
+        match self.arp.lookup(ip, now) {
+            Lookup::Hit(mac) => {
+                buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
+                self.counters.events.frames_forwarded += 1;
+                self.emit(out, buf);
+            }
+            Lookup::HitRefresh(mac) => {
+                buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
+                self.counters.events.frames_forwarded += 1;
+                self.emit(out, buf);
+                self.arp_request(out, ip);
+            }
+            Lookup::Miss => match self.arp.queue(ip, out, buf, now) {
+                Ok(true) => self.arp_request(out, ip),
+                Ok(false) => {}
+                Err(buf) => self.drop_frame(out, buf, DropReason::ArpQueueFull),
+            },
+        }
+    }
+
+    fn arp_request(&mut self, out: IfIndex, ip: u32) {
+        let p = &self.ports[out.idx()];
+        let (mac, addr) = (p.mac, p.addr);
+        let mut b = self.pool.get();
+        emit::arp_packet(&mut b, arpw::REQUEST, Mac::BROADCAST, mac, addr, Mac::ZERO, ip);
+        self.counters.events.arp_requests_sent += 1;
+        self.emit(out, b);
+    }
+
+    /// Whether an ICMP error may be sent now (token bucket, `limits.icmp_rate`).
+    fn icmp_allowed(&mut self, now_hint: Option<Instant>) -> bool {
+        if let Some(now) = now_hint {
+            let elapsed = now.saturating_since(self.icmp_refilled);
+            if elapsed >= Duration::from_secs(1) {
+                self.icmp_tokens = self.cfg.limits.icmp_rate;
+                self.icmp_refilled = now;
+            }
+        }
+        if self.icmp_tokens == 0 {
+            self.counters.events.icmp_errors_rate_limited += 1;
+            return false;
+        }
+        self.icmp_tokens -= 1;
+        true
+    }
+
+    /// Send an ICMP error about `orig` back out of `port`, unless RFC 1122
+    /// 3.2.2 forbids it (errors about errors, later fragments, broadcasts).
+    fn icmp_error(&mut self, port: IfIndex, orig: &FrameBuf, d: &PacketDesc, ty: u8, code: u8, extra: u32) {
+        let f = orig.as_ref();
+        if d.icmp == Some(IcmpKind::Error) || d.is_later_fragment() || f[0] & 1 == 1 || self.is_martian_src(d.key.src) {
+            return;
+        }
+        if !self.icmp_allowed(None) {
+            return;
+        }
+        let p = &self.ports[port.idx()];
+        let (mac, addr) = (p.mac, p.addr);
+        let mut b = self.pool.get();
+        emit::icmp_error(&mut b, f, d, mac, addr, ty, code, extra);
+        self.counters.events.icmp_errors_sent += 1;
+        self.emit(port, b);
+    }
+
+    fn tcp_reset(&mut self, port: IfIndex, orig: &FrameBuf, d: &PacketDesc) {
+        if d.tcp.flags & tcp_flags::RST != 0 || !self.icmp_allowed(None) {
+            return;
+        }
+        let mac = self.ports[port.idx()].mac;
+        let mut b = self.pool.get();
+        emit::tcp_reset(&mut b, orig.as_ref(), d, mac);
+        self.counters.events.tcp_resets_sent += 1;
+        self.emit(port, b);
+    }
+
+    fn remove_conn(&mut self, slot: u32) {
+        let c = self.ct.remove(slot);
+        release_binding(&mut self.nat, &c);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Refill the ICMP budget on the timer path so the fast path need not.
+        self.icmp_allowed(Some(now));
+        self.icmp_tokens += 1;
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            let budget = SWEEP_MIN.max(self.ct.slot_count() / SWEEP_PASS_TICKS);
+            let nat = &mut self.nat;
+            let expired = self.ct.sweep(now, budget, |c| release_binding(nat, c));
+            self.counters.events.conns_expired += expired as u64;
+            self.frags.retain(|_, e| e.expires > now);
+        }
+        let mut work = arp::TimerWork::default();
+        self.arp.handle_timeout(now, &mut work);
+        for (ip, iface) in work.requests {
+            self.arp_request(iface, ip);
+        }
+        for p in work.failed_frames {
+            // The frame was already rewritten for its next hop; its
+            // descriptor still gives the sender to tell.
+            match pdesc::parse(p.buf.as_ref(), ether::HEADER_LEN) {
+                Ok(d) => {
+                    if let Some(hop) = self.routes.lookup(d.key.src) {
+                        let _ = hop;
+                    }
+                    self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved);
+                }
+                Err(_) => self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved),
+            }
+        }
+    }
 
     pub fn handle_command(&mut self, cmd: Command, _now: Instant) -> Result<(), CommandError> {
         match cmd {
             Command::Reload(cfg) => {
+                let same = cfg.interfaces.len() == self.cfg.interfaces.len()
+                    && cfg.interfaces.iter().zip(&self.cfg.interfaces).all(|(a, b)| a.name == b.name && a.tap == b.tap);
+                if !same {
+                    return Err(CommandError::InterfacesChanged);
+                }
+                self.nat.set_rules(&cfg.nat, if_addrs(&cfg));
+                self.ports = ports_of(&cfg, &self.nat);
+                self.routes = RouteTable::from_config(&cfg);
+                self.acl_hits = acl_hits_for(&cfg);
+                self.ct.set_max(cfg.limits.max_conns);
+                self.arp.set_limits(cfg.limits.arp_queue as usize, cfg.timeouts.arp);
                 self.cfg = *cfg;
+                self.counters.events.reloads += 1;
+                self.announce();
                 self.out.push_back(Output::Event(Event::Reloaded));
                 Ok(())
             }
@@ -119,12 +738,172 @@ impl Appliance {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let busy = !self.ct.is_empty() || !self.frags.is_empty() || !self.arp.is_empty();
+        let tick = busy.then_some(self.next_tick);
+        crate::time::earliest(tick, self.arp.poll_timeout())
     }
 
-    pub fn show(&self, what: ShowWhat, _now: Instant) -> Report {
-        match what {
-            _ => Report::Route(vec![]),
+    pub fn show(&self, what: ShowWhat, now: Instant) -> Report {
+        show_report(self, what, now)
+    }
+}
+
+fn release_binding(nat: &mut Nat, c: &Conn<KeyV4>) {
+    if c.flags & conntrack::table::flags::PAT != 0 {
+        let k = c.key[Dir::Orig.idx()];
+        nat.unbind(&Inside { proto: k.proto, addr: k.src, port: k.sport, mapped: c.key[Dir::Reply.idx()].dst });
+    }
+}
+
+mod tcp_flags {
+    pub use crate::wire::tcp::{ACK_FLAG as ACK, RST, SYN};
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        proto::TCP => "TCP".into(),
+        proto::UDP => "UDP".into(),
+        proto::ICMP => "ICMP".into(),
+        n => format!("PROTO{n}"),
+    }
+}
+
+fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
+    let name = |i: IfIndex| app.cfg.iface(i).name.clone();
+    let ep = |a: u32, p: u16, proto: u8| {
+        if proto == proto::TCP || proto == proto::UDP {
+            format!("{}:{}", std::net::Ipv4Addr::from(a), p)
+        } else {
+            std::net::Ipv4Addr::from(a).to_string()
         }
+    };
+    match what {
+        ShowWhat::Conn => {
+            let mut conns = Vec::new();
+            for (_, c) in app.ct.iter().take(100_000) {
+                let o = c.key[0];
+                let r = c.key[1];
+                let timeout = conntrack::timeout_for(c, &app.cfg.timeouts);
+                let left = c.expires.saturating_since(now);
+                conns.push(show::ConnLine {
+                    proto: proto_name(o.proto),
+                    in_if: name(c.iface[0]),
+                    inside: ep(o.src, o.sport.max(o.dport * (o.proto == proto::ICMP) as u16), o.proto),
+                    out_if: name(c.iface[1]),
+                    outside: ep(r.src, r.sport, o.proto),
+                    mapped: ep(r.dst, r.dport, o.proto),
+                    state: conntrack::state_label(c).into(),
+                    idle_ms: timeout.as_millis().saturating_sub(left.as_millis()),
+                    expires_in_ms: left.as_millis(),
+                    bytes: c.bytes,
+                });
+            }
+            let mem = app.ct.memory_bytes() + app.nat.memory_bytes();
+            let n = app.ct.len() as u64;
+            Report::Conn(show::ConnReport {
+                in_use: n,
+                max: app.ct.max() as u64,
+                most_used: app.ct.most_used() as u64,
+                memory_bytes: mem as u64,
+                bytes_per_conn: if n == 0 { 0 } else { mem as u64 / n },
+                conns,
+            })
+        }
+        ShowWhat::Xlate => {
+            let mut xlates = Vec::new();
+            for r in app.nat.rules() {
+                match *r {
+                    crate::config::NatRule::Static { inside, outside, real, mapped } => xlates.push(show::XlateLine {
+                        kind: "static".into(),
+                        proto: "ip".into(),
+                        real: real.to_string(),
+                        mapped: mapped.to_string(),
+                        in_if: name(inside),
+                        out_if: name(outside),
+                        conns: 0,
+                    }),
+                    crate::config::NatRule::PortForward { inside, outside, proto: p, mapped, mapped_port, real, real_port } => {
+                        let m = mapped.unwrap_or(app.cfg.iface(outside).address.addr);
+                        xlates.push(show::XlateLine {
+                            kind: "static-pat".into(),
+                            proto: proto_name(p),
+                            real: format!("{real}:{real_port}"),
+                            mapped: format!("{m}:{mapped_port}"),
+                            in_if: name(inside),
+                            out_if: name(outside),
+                            conns: 0,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            for (who, b) in app.nat.bindings() {
+                xlates.push(show::XlateLine {
+                    kind: "dynamic-pat".into(),
+                    proto: proto_name(who.proto),
+                    real: format!("{}:{}", std::net::Ipv4Addr::from(who.addr), who.port),
+                    mapped: format!("{}:{}", std::net::Ipv4Addr::from(who.mapped), b.port),
+                    in_if: name(b.inside_if),
+                    out_if: name(b.outside_if),
+                    conns: b.refs,
+                });
+            }
+            Report::Xlate(show::XlateReport { in_use: xlates.len() as u64, xlates })
+        }
+        ShowWhat::Arp => Report::Arp(
+            app.arp
+                .entries()
+                .into_iter()
+                .map(|(ip, e)| show::ArpLine {
+                    interface: name(e.iface),
+                    ip: std::net::Ipv4Addr::from(ip).to_string(),
+                    mac: e.mac.to_string(),
+                    age_s: now.saturating_since(e.updated).as_secs(),
+                    state: match e.state {
+                        arp::EntryState::Resolved => "resolved".into(),
+                        arp::EntryState::Incomplete { .. } => "incomplete".into(),
+                    },
+                })
+                .collect(),
+        ),
+        ShowWhat::Route => Report::Route(
+            app.routes
+                .routes()
+                .iter()
+                .map(|r| show::RouteLine {
+                    kind: if r.gateway.is_some() { "S".into() } else { "C".into() },
+                    destination: r.dest.to_string(),
+                    gateway: r.gateway.map(|g| g.to_string()),
+                    interface: name(r.iface),
+                })
+                .collect(),
+        ),
+        ShowWhat::Interface => Report::Interface(
+            app.cfg
+                .interfaces
+                .iter()
+                .enumerate()
+                .map(|(i, c)| show::InterfaceLine {
+                    name: c.name.clone(),
+                    tap: c.tap.clone(),
+                    mac: c.mac.to_string(),
+                    address: c.address.to_string(),
+                    security_level: c.security_level,
+                    mtu: c.mtu,
+                    counters: app.counters.ifaces[i].clone(),
+                })
+                .collect(),
+        ),
+        ShowWhat::Counters => Report::Counters(show::CountersReport {
+            drops: app.counters.drop_map(),
+            events: app.counters.events.clone(),
+            interfaces: app
+                .cfg
+                .interfaces
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), app.counters.ifaces[i].clone()))
+                .collect(),
+        }),
     }
 }

@@ -45,6 +45,7 @@ drop_reasons! {
     NoRoute = "no-route" : "route", "no route to the destination";
     SameInterface = "same-interface" : "route", "would leave by the interface it came in on";
     MtuExceeded = "mtu-exceeded" : "route", "larger than the egress MTU";
+    L3Broadcast = "ipv4-broadcast" : "l3", "IPv4 broadcast or multicast, which the appliance does not route";
     ToSelf = "to-self" : "local", "addressed to the appliance, no service there";
     AclDeny = "acl-deny" : "acl", "denied by an ACL rule or the implicit deny";
     SecurityLevel = "security-level" : "acl", "lower to higher security level with no ACL permitting it";
@@ -53,7 +54,9 @@ drop_reasons! {
     TcpOutOfWindow = "tcp-out-of-window" : "conntrack", "TCP segment outside the tracked sequence window";
     TcpClosed = "tcp-closed" : "conntrack", "TCP segment on a connection already reset or closed";
     IcmpErrorNoConn = "icmp-error-no-conn" : "conntrack", "ICMP error quoting a flow the appliance does not track";
+    IcmpNoConn = "icmp-no-conn" : "conntrack", "ICMP echo reply with no matching request";
     IcmpUnsupported = "icmp-unsupported" : "conntrack", "ICMP type that is not tracked";
+    ConnKeyInUse = "conn-key-in-use" : "conntrack", "translated tuple collides with a live connection";
     ConnLimit = "conn-limit" : "conntrack", "connection table full (limits.max_conns)";
     FragmentNoState = "fragment-no-state" : "conntrack", "non-first fragment whose first fragment was not seen";
     FragmentLimit = "fragment-limit" : "conntrack", "fragment table full (limits.max_fragments)";

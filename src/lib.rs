@@ -4,15 +4,23 @@
 //! offline drivers built on it (pcap replay). The `twinwall` binary adds the
 //! only code that touches file descriptors, signals and the clock.
 
+pub mod acl;
 pub mod appliance;
+pub mod arp;
 pub mod config;
 pub mod control;
+pub mod conntrack;
 pub mod drop;
+pub mod emit;
 pub mod entropy;
 pub mod frame;
+pub mod nat;
+pub mod pdesc;
+pub mod route;
 pub mod show;
 pub mod stats;
 pub mod time;
+pub mod wire;
 
 pub use appliance::{Appliance, Command, Event, Output};
 pub use config::{Config, IfIndex};
