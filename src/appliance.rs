@@ -33,7 +33,7 @@ use crate::drop::DropReason;
 use crate::emit;
 use crate::entropy::Entropy;
 use crate::frame::{FrameBuf, Pool};
-use crate::nat::{Inside, Nat};
+use crate::nat::Nat;
 use crate::pdesc::{self, IcmpKind, PacketDesc};
 use crate::route::RouteTable;
 use crate::show::{self, Report, ShowWhat};
@@ -166,7 +166,7 @@ fn acl_hits_for(cfg: &Config) -> Vec<Vec<u64>> {
 
 impl Appliance {
     pub fn new(cfg: Config, now: Instant, mut rng: Box<dyn Entropy>) -> Self {
-        let nat = Nat::new(&cfg.nat, if_addrs(&cfg), seed(rng.as_mut()));
+        let nat = Nat::new(&cfg.nat, if_addrs(&cfg));
         let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
         let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
         let frags = HashMap::with_hasher({
@@ -493,21 +493,19 @@ impl Appliance {
         let m = self.nat.snat(port, egress, &real);
         let mut post = real;
         let mut flags = if dnat.is_some() { conntrack::table::flags::DNAT } else { 0 };
-        let mut bound = None;
         if let Some((a, p)) = m.src_static {
             post.src = a;
             post.sport = p;
             flags |= conntrack::table::flags::SNAT;
         } else if let Some(mapped) = m.pat {
-            let who = Inside { proto: k.proto, addr: k.src, port: k.sport, mapped };
-            let start = self.rng.next_u64() as u16;
-            let Some(p) = self.nat.bind(who, port, egress, start) else {
+            let start = self.rng.next_u64() as u32;
+            let ct = &self.ct;
+            let Some(p) = self.nat.pat_port(&post, mapped, start, |r| ct.lookup(r).is_some()) else {
                 return self.drop_frame(port, buf, DropReason::NatNoPorts);
             };
             post.src = mapped;
             post.sport = p;
             flags |= conntrack::table::flags::PAT;
-            bound = Some(who);
         }
         let mut conn = Conn {
             key: [k, post.reversed()],
@@ -522,9 +520,6 @@ impl Appliance {
         }
         conn.expires = now + conntrack::timeout_for(&conn, &self.cfg.timeouts);
         if let Err(e) = self.ct.insert(conn) {
-            if let Some(who) = bound {
-                self.nat.unbind(&who);
-            }
             let r = match e {
                 InsertError::Full => DropReason::ConnLimit,
                 InsertError::KeyInUse => DropReason::ConnKeyInUse,
@@ -532,7 +527,7 @@ impl Appliance {
             return self.drop_frame(port, buf, r);
         }
         self.counters.events.conns_created += 1;
-        if bound.is_some() {
+        if flags & conntrack::table::flags::PAT != 0 {
             self.counters.events.xlates_created += 1;
         }
         let mut d = d;
@@ -674,8 +669,7 @@ impl Appliance {
     }
 
     fn remove_conn(&mut self, slot: u32) {
-        let c = self.ct.remove(slot);
-        release_binding(&mut self.nat, &c);
+        self.ct.remove(slot);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -685,8 +679,7 @@ impl Appliance {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             let budget = SWEEP_MIN.max(self.ct.slot_count() / SWEEP_PASS_TICKS);
-            let nat = &mut self.nat;
-            let expired = self.ct.sweep(now, budget, |c| release_binding(nat, c));
+            let expired = self.ct.sweep(now, budget, |_| {});
             self.counters.events.conns_expired += expired as u64;
             self.frags.retain(|_, e| e.expires > now);
         }
@@ -748,13 +741,6 @@ impl Appliance {
     }
 }
 
-fn release_binding(nat: &mut Nat, c: &Conn<KeyV4>) {
-    if c.flags & conntrack::table::flags::PAT != 0 {
-        let k = c.key[Dir::Orig.idx()];
-        nat.unbind(&Inside { proto: k.proto, addr: k.src, port: k.sport, mapped: c.key[Dir::Reply.idx()].dst });
-    }
-}
-
 mod tcp_flags {
     pub use crate::wire::tcp::{ACK_FLAG as ACK, RST, SYN};
 }
@@ -798,7 +784,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                     bytes: c.bytes,
                 });
             }
-            let mem = app.ct.memory_bytes() + app.nat.memory_bytes();
+            let mem = app.ct.memory_bytes();
             let n = app.ct.len() as u64;
             Report::Conn(show::ConnReport {
                 in_use: n,
@@ -837,15 +823,17 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                     _ => {}
                 }
             }
-            for (who, b) in app.nat.bindings() {
+            let pat = conntrack::table::flags::PAT;
+            for (_, c) in app.ct.iter().filter(|(_, c)| c.flags & pat != 0).take(100_000) {
+                let (o, r) = (c.key[0], c.key[1]);
                 xlates.push(show::XlateLine {
                     kind: "dynamic-pat".into(),
-                    proto: proto_name(who.proto),
-                    real: format!("{}:{}", std::net::Ipv4Addr::from(who.addr), who.port),
-                    mapped: format!("{}:{}", std::net::Ipv4Addr::from(who.mapped), b.port),
-                    in_if: name(b.inside_if),
-                    out_if: name(b.outside_if),
-                    conns: b.refs,
+                    proto: proto_name(o.proto),
+                    real: ep(o.src, o.sport, o.proto),
+                    mapped: ep(r.dst, r.dport, o.proto),
+                    in_if: name(c.iface[0]),
+                    out_if: name(c.iface[1]),
+                    conns: 1,
                 });
             }
             Report::Xlate(show::XlateReport { in_use: xlates.len() as u64, xlates })
@@ -907,3 +895,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "appliance_tests.rs"]
+mod tests;

@@ -21,6 +21,8 @@ pub mod show;
 pub mod stats;
 pub mod time;
 pub mod wire;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use appliance::{Appliance, Command, Event, Output};
 pub use config::{Config, IfIndex};

@@ -1,45 +1,28 @@
-//! NAT: which rule applies to a new flow, and the dynamic PAT bindings.
+//! NAT: which rule applies to a new flow, and which PAT port it gets.
 //!
 //! A flow is translated once, when its connection is created: the
-//! connection's reply key then *is* the translation, and both directions
-//! are rewritten from the two keys. This module only decides the mapping and
-//! owns the PAT ports. Bindings are endpoint-independent (RFC 4787 REQ-1):
-//! one inside address and port keep one outside port whatever they talk to.
+//! connection's reply key then *is* the binding, one for both directions,
+//! and packets are rewritten from the connection's two keys. So PAT needs no
+//! table of its own (which keeps a connection near 100 bytes): a port is
+//! free for a flow exactly when no live connection already has the reply
+//! key the flow would get, as in Linux's `nf_nat_used_tuple`. Ports return
+//! to use as soon as the connection holding them ends. Ports that port
+//! forwards publish are never handed out.
 
-pub mod pool;
-
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use crate::config::{IfIndex, NatRule};
 use crate::conntrack::KeyV4;
-pub use pool::PortPool;
 
-/// An inside endpoint, as the inside network sees it (Firezone's `Inside`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Inside {
-    pub proto: u8,
-    pub addr: u32,
-    pub port: u16,
-    /// PAT address the binding uses.
-    pub mapped: u32,
-}
-
-/// A dynamic PAT binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Binding {
-    pub port: u16,
-    /// Connections using it; it is freed when the last one goes.
-    pub refs: u32,
-    pub inside_if: IfIndex,
-    pub outside_if: IfIndex,
-}
+/// PAT ports come from the ephemeral range (RFC 6056).
+pub const FIRST_PORT: u16 = 1024;
+/// Random probes before a PAT allocation gives up.
+pub const MAX_PROBES: u32 = 512;
 
 /// How a new flow is to be translated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Mapping {
-    /// New destination (address, port), for static NAT and port forwards.
-    pub dst: Option<(u32, u16)>,
     /// New source (address, port) from static NAT or a port forward's reverse.
     pub src_static: Option<(u32, u16)>,
     /// PAT address for the source.
@@ -50,32 +33,26 @@ pub struct Nat {
     rules: Vec<NatRule>,
     /// Interface addresses, for rules whose mapped address is the interface's.
     if_addr: Vec<u32>,
-    bindings: HashMap<Inside, Binding, ahash::RandomState>,
-    pools: HashMap<(u32, u8), PortPool, ahash::RandomState>,
+    /// (address, proto, port) published by port forwards.
+    reserved: HashSet<(u32, u8, u16)>,
 }
 
 impl Nat {
-    pub fn new(rules: &[NatRule], if_addr: Vec<u32>, seed: [u64; 4]) -> Self {
-        let hasher = || ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]);
-        let mut nat = Nat {
-            rules: Vec::new(),
-            if_addr: Vec::new(),
-            bindings: HashMap::with_hasher(hasher()),
-            pools: HashMap::with_hasher(hasher()),
-        };
+    pub fn new(rules: &[NatRule], if_addr: Vec<u32>) -> Self {
+        let mut nat = Nat { rules: Vec::new(), if_addr: Vec::new(), reserved: HashSet::new() };
         nat.set_rules(rules, if_addr);
         nat
     }
 
-    /// Install new rules (reload). Live bindings stay; port forwards'
-    /// mapped ports are kept out of PAT pools.
+    /// Install new rules (reload). Live connections keep their translation.
     pub fn set_rules(&mut self, rules: &[NatRule], if_addr: Vec<u32>) {
         self.rules = rules.to_vec();
         self.if_addr = if_addr;
+        self.reserved.clear();
         for r in &self.rules {
             if let NatRule::PortForward { outside, proto, mapped, mapped_port, .. } = *r {
                 let addr = mapped.map(u32::from).unwrap_or(self.if_addr[outside.idx()]);
-                self.pools.entry((addr, proto)).or_default().take(mapped_port);
+                self.reserved.insert((addr, proto, mapped_port));
             }
         }
     }
@@ -140,42 +117,23 @@ impl Nat {
         m
     }
 
-    /// Take (or share) the PAT binding for `who`; `start` randomises the
-    /// port search. `None` when the address has no free port.
-    pub fn bind(&mut self, who: Inside, inside_if: IfIndex, outside_if: IfIndex, start: u16) -> Option<u16> {
-        if let Some(b) = self.bindings.get_mut(&who) {
-            b.refs += 1;
-            return Some(b.port);
-        }
-        let port = self.pools.entry((who.mapped, who.proto)).or_default().allocate(start)?;
-        self.bindings.insert(who, Binding { port, refs: 1, inside_if, outside_if });
-        Some(port)
-    }
-
-    /// Drop one reference to `who`'s binding; the port is free again when
-    /// no connection uses it.
-    pub fn unbind(&mut self, who: &Inside) {
-        if let Some(b) = self.bindings.get_mut(who) {
-            b.refs -= 1;
-            if b.refs == 0 {
-                let port = b.port;
-                self.bindings.remove(who);
-                if let Some(p) = self.pools.get_mut(&(who.mapped, who.proto)) {
-                    p.release(port);
-                }
+    /// Pick a PAT port on `mapped` for the flow `post` (already translated
+    /// but for its source port). `in_use(reply_key)` says whether a live
+    /// connection holds that reply key. `start` randomises the search
+    /// (RFC 6056 algorithm 1: a random start, then the next ports) so ports cannot be predicted.
+    pub fn pat_port(&self, post: &KeyV4, mapped: u32, start: u32, in_use: impl Fn(&KeyV4) -> bool) -> Option<u16> {
+        let span = 65536 - FIRST_PORT as u32;
+        for i in 0..MAX_PROBES {
+            let port = (FIRST_PORT as u32 + start.wrapping_add(i) % span) as u16;
+            if self.reserved.contains(&(mapped, post.proto, port)) {
+                continue;
+            }
+            let reply = KeyV4 { src: post.dst, dst: mapped, sport: post.dport, dport: port, proto: post.proto };
+            if !in_use(&reply) {
+                return Some(port);
             }
         }
-    }
-
-    pub fn binding_count(&self) -> usize {
-        self.bindings.len()
-    }
-
-    /// Bindings sorted, for `show xlate`.
-    pub fn bindings(&self) -> Vec<(Inside, Binding)> {
-        let mut v: Vec<_> = self.bindings.iter().map(|(k, b)| (*k, *b)).collect();
-        v.sort_by_key(|(k, _)| *k);
-        v
+        None
     }
 
     pub fn rules(&self) -> &[NatRule] {
@@ -203,11 +161,6 @@ impl Nat {
         v
     }
 
-    /// Bytes held by bindings and port maps.
-    pub fn memory_bytes(&self) -> usize {
-        self.bindings.capacity() * (std::mem::size_of::<(Inside, Binding)>() + 1)
-            + self.pools.len() * std::mem::size_of::<[u64; 1024]>()
-    }
 }
 
 #[cfg(test)]
@@ -237,7 +190,7 @@ mod tests {
                 real_port: 80,
             },
         ];
-        Nat::new(&rules, vec![ip("192.168.10.1"), ip("203.0.113.1"), ip("172.16.20.1")], [1; 4])
+        Nat::new(&rules, vec![ip("192.168.10.1"), ip("203.0.113.1"), ip("172.16.20.1")])
     }
 
     fn key(src: &str, sport: u16, dst: &str, dport: u16, proto: u8) -> KeyV4 {
@@ -264,26 +217,19 @@ mod tests {
     }
 
     #[test]
-    fn bindings_are_shared_and_freed() {
-        let mut n = nat();
-        let who = Inside { proto: 6, addr: ip("192.168.10.10"), port: 5000, mapped: ip("203.0.113.1") };
-        let p1 = n.bind(who, IfIndex(0), IfIndex(1), 7064).unwrap();
-        assert_ne!(p1, 8080, "port-forward port is reserved");
-        let p2 = n.bind(who, IfIndex(0), IfIndex(1), 999).unwrap();
-        assert_eq!(p1, p2, "endpoint-independent mapping");
-        n.unbind(&who);
-        assert_eq!(n.binding_count(), 1);
-        n.unbind(&who);
-        assert_eq!(n.binding_count(), 0);
-        let other = Inside { port: 5001, ..who };
-        assert_eq!(n.bind(other, IfIndex(0), IfIndex(1), 7064), Some(p1), "port reused once free");
-    }
-
-    #[test]
-    fn reserved_port_forward_port_is_never_allocated() {
-        let mut n = nat();
-        let start = 8080 - pool::FIRST_PORT;
-        let who = Inside { proto: 6, addr: 1, port: 1, mapped: ip("203.0.113.1") };
-        assert_ne!(n.bind(who, IfIndex(0), IfIndex(1), start), Some(8080));
+    fn pat_ports_avoid_live_reply_keys_and_reserved_ports() {
+        let n = nat();
+        let post = key("203.0.113.1", 0, "8.8.8.8", 53, 17);
+        let mapped = ip("203.0.113.1");
+        let p = n.pat_port(&post, mapped, 5000, |_| false).unwrap();
+        assert_eq!(p, FIRST_PORT + 5000);
+        // The first candidate's reply key is taken: the next port is used.
+        let taken = KeyV4 { src: post.dst, dst: mapped, sport: 53, dport: p, proto: 17 };
+        assert_eq!(n.pat_port(&post, mapped, 5000, |k| *k == taken), Some(p + 1));
+        // Exhausted toward this destination.
+        assert_eq!(n.pat_port(&post, mapped, 5000, |_| true), None);
+        // A port forward's published port is skipped (TCP 8080 on .1).
+        let post = key("203.0.113.1", 0, "8.8.8.8", 80, 6);
+        assert_eq!(n.pat_port(&post, mapped, 8080 - FIRST_PORT as u32, |_| false), Some(8081));
     }
 }
