@@ -46,7 +46,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(dto) => dto,
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start);
-            ck.error(at, structural_message(e.message()));
+            ck.error(at, structural_message(e.message(), key_before(text, at)));
             return Err(ck.errors);
         }
     };
@@ -64,7 +64,9 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
 /// duration here; callers that need more say so in their own message.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || {
-        format!("`{s}` is not a duration; write e.g. \"500ms\", \"30s\", \"2m\", \"1h30m\" or an integer number of seconds")
+        format!(
+            "`{s}` is not a duration; write e.g. \"500ms\", \"30s\", \"2m\", \"1h30m\" or an integer number of seconds"
+        )
     };
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -242,7 +244,7 @@ impl<'de> Deserialize<'de> for IntOrStr {
 
 /// Rewrites serde's `unknown field` into the section's name and a suggestion,
 /// and names Rust types as TOML ones.
-fn structural_message(msg: &str) -> String {
+fn structural_message(msg: &str, key: Option<&str>) -> String {
     let msg = msg.trim().replace('\n', "; ");
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or("");
@@ -263,10 +265,24 @@ fn structural_message(msg: &str) -> String {
         return out;
     }
     let mut out = msg.replace("expected i64", "expected an integer");
+    if let (Some(rest), Some(key)) = (out.strip_prefix("invalid type: "), key) {
+        out = format!("wrong type for \"{key}\": found {rest}");
+    }
     if out.contains("expected a sequence") {
         out += " (write [[name]] with double brackets for each entry of a list of tables)";
     }
     out
+}
+
+/// The key whose value starts at byte `at`, read back from the text: serde's
+/// type errors point at the value but do not name its key.
+fn key_before(text: &str, at: usize) -> Option<&str> {
+    let line = &text[..at.min(text.len())];
+    let line = &line[line.rfind('\n').map_or(0, |i| i + 1)..];
+    let lhs = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = lhs.rsplit([' ', '\t', '{', ',']).next()?;
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    bare.then_some(key)
 }
 
 type FieldsFn = fn() -> &'static [&'static str];
@@ -510,8 +526,10 @@ impl Checker<'_> {
                     self.error_at(n, msg);
                     ok = false;
                 } else if let Some(&first) = seen_name.get(s) {
-                    let msg =
-                        format!("interface name \"{s}\" is already used at line {}; names must be unique", self.line_of(first));
+                    let msg = format!(
+                        "interface name \"{s}\" is already used at line {}; names must be unique",
+                        self.line_of(first)
+                    );
                     self.error_at(n, msg);
                     ok = false;
                 } else {
@@ -523,14 +541,16 @@ impl Checker<'_> {
                 let s = t.get_ref();
                 // Linux IFNAMSIZ is 16 including the NUL.
                 if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', '\t', ':']) || s == "." || s == ".." {
-                    let msg = format!(
-                        "tap \"{s}\" is not a valid device name; use 1 to 15 bytes without '/', ':' or spaces"
-                    );
+                    let msg =
+                        format!("tap \"{s}\" is not a valid device name; use 1 to 15 bytes without '/', ':' or spaces");
                     self.error_at(t, msg);
                     return None;
                 }
                 if let Some(&first) = seen_tap.get(s) {
-                    let msg = format!("tap \"{s}\" is already used at line {}; each interface needs its own TAP device", self.line_of(first));
+                    let msg = format!(
+                        "tap \"{s}\" is already used at line {}; each interface needs its own TAP device",
+                        self.line_of(first)
+                    );
                     self.error_at(t, msg);
                     return None;
                 }
@@ -541,7 +561,10 @@ impl Checker<'_> {
             let mac = self.need(&d.mac, "mac", &section, at).and_then(|m| {
                 let mac: Mac = self.parse_str(m)?;
                 if let Some(&first) = seen_mac.get(&mac) {
-                    let msg = format!("MAC {mac} is already used at line {}; each interface needs its own", self.line_of(first));
+                    let msg = format!(
+                        "MAC {mac} is already used at line {}; each interface needs its own",
+                        self.line_of(first)
+                    );
                     self.error_at(m, msg);
                     return None;
                 }
@@ -563,14 +586,9 @@ impl Checker<'_> {
             ifs.names.push(name.clone().filter(|_| ok));
             ifs.nets.push(address);
             ifs.cfgs.push(match (name, tap, mac, address, level, mtu) {
-                (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu)) if ok => Some(InterfaceCfg {
-                    name,
-                    tap,
-                    mac,
-                    address,
-                    security_level: level as u8,
-                    mtu: mtu as u16,
-                }),
+                (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu)) if ok => {
+                    Some(InterfaceCfg { name, tap, mac, address, security_level: level as u8, mtu: mtu as u16 })
+                }
                 _ => None,
             });
         }
@@ -834,8 +852,7 @@ impl Checker<'_> {
                 "port-forward" => Kind::PortForward,
                 other => {
                     let kinds = ["dynamic-pat", "static", "port-forward"];
-                    let hint =
-                        suggest(other, &kinds).map_or(String::new(), |s| format!("did you mean \"{s}\"? "));
+                    let hint = suggest(other, &kinds).map_or(String::new(), |s| format!("did you mean \"{s}\"? "));
                     let msg = format!("unknown NAT type \"{other}\"; {hint}use {}", quoted_list(&kinds));
                     self.error_at(kind_v, msg);
                     continue;
@@ -874,7 +891,10 @@ impl Checker<'_> {
             let outside = self.need(&d.outside, "outside", &section, at).and_then(|v| {
                 let o = self.resolve(ifs, v)?;
                 if inside == Some(o) {
-                    let msg = format!("NAT inside and outside are both \"{}\"; they must be different interfaces", ifs.name(o));
+                    let msg = format!(
+                        "NAT inside and outside are both \"{}\"; they must be different interfaces",
+                        ifs.name(o)
+                    );
                     self.error_at(v, msg);
                     return None;
                 }
@@ -958,7 +978,8 @@ impl Checker<'_> {
                         "tcp" => Some(proto::TCP),
                         "udp" => Some(proto::UDP),
                         other => {
-                            let msg = format!("port-forward proto \"{other}\" is not supported; use \"tcp\" or \"udp\"");
+                            let msg =
+                                format!("port-forward proto \"{other}\" is not supported; use \"tcp\" or \"udp\"");
                             self.error_at(v, msg);
                             None
                         }
@@ -991,7 +1012,11 @@ impl Checker<'_> {
                         } else {
                             seen_fwd.insert(key, at);
                             if let Some(ip) = mapped.flatten() {
-                                shared.push((ip, d.mapped.as_ref().map_or(at, |v| v.span().start), "port-forward mapped"));
+                                shared.push((
+                                    ip,
+                                    d.mapped.as_ref().map_or(at, |v| v.span().start),
+                                    "port-forward mapped",
+                                ));
                             }
                         }
                     }
@@ -1304,10 +1329,10 @@ security_level = 0
     #[test]
     fn wrong_type_is_located() {
         let text = IFS.replace("security_level = 100", "security_level = \"100\"");
-        expect(&text, &[("6:18", "invalid type: string \"100\", expected an integer")]);
+        expect(&text, &[("6:18", "wrong type for \"security_level\": found string \"100\", expected an integer")]);
         expect(
             &format!("{IFS}[[acl]]\ninterface = \"outside\"\nrules = [ {{ action = \"permit\", dport = true }} ]\n"),
-            &[("16:40", "expected an integer or a string")],
+            &[("16:40", "wrong type for \"dport\": found boolean `true`, expected an integer or a string")],
         );
         expect("[interface]\nname = \"x\"\n", &[("1:1", "expected a sequence (write [[name]] with double brackets")]);
     }
@@ -1406,7 +1431,10 @@ security_level = 0
         expect(
             &text,
             &[
-                ("17:13", "unknown interface \"outsid\"; did you mean \"outside\"? (interfaces: \"inside\", \"outside\")"),
+                (
+                    "17:13",
+                    "unknown interface \"outsid\"; did you mean \"outside\"? (interfaces: \"inside\", \"outside\")",
+                ),
                 ("19:15", "`10.1.2.3/8` has host bits set; write 10.0.0.0/8"),
                 ("20:11", "gateway 198.51.100.1 is not a host on interface \"outside\" (203.0.113.0/24)"),
                 ("24:11", "gateway 203.0.113.1 is the appliance's own address on interface \"outside\""),
@@ -1472,7 +1500,10 @@ interface = "dmz"
                 line: 17,
             }
         );
-        assert_eq!((rules[1].action, rules[1].proto, rules[1].src, rules[1].line), (AclAction::Deny, None, Ipv4Net::ANY, 18));
+        assert_eq!(
+            (rules[1].action, rules[1].proto, rules[1].src, rules[1].line),
+            (AclAction::Deny, None, Ipv4Net::ANY, 18)
+        );
     }
 
     #[test]
@@ -1586,7 +1617,8 @@ type = "port-forwad"
 
     #[test]
     fn appliance_errors() {
-        let text = format!("[appliance]\nhostname = \"a/b\"\nmode = \"transparent\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
+        let text =
+            format!("[appliance]\nhostname = \"a/b\"\nmode = \"transparent\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
         expect(
             &text,
             &[
@@ -1614,7 +1646,9 @@ type = "port-forwad"
                 ("22:13", "icmp_rate -1 is out of range"),
             ],
         );
-        let c = ok(&format!("{IFS}[timeouts]\ntcp_syn = 45\nudp = \"1h30m\"\nicmp = \"500ms\"\n[limits]\nmax_conns = 10\n"));
+        let c = ok(&format!(
+            "{IFS}[timeouts]\ntcp_syn = 45\nudp = \"1h30m\"\nicmp = \"500ms\"\n[limits]\nmax_conns = 10\n"
+        ));
         assert_eq!(c.timeouts.tcp_syn, Duration::from_secs(45));
         assert_eq!(c.timeouts.udp, Duration::from_secs(5400));
         assert_eq!(c.timeouts.icmp, Duration::from_millis(500));
