@@ -108,7 +108,7 @@ pub fn case_config(dir: &Path) -> Result<Config, String> {
 
 /// Milliseconds since `start`, with microseconds only when there are any.
 fn ms(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}", us / 1000)
     } else {
         format!("{}.{:03}", us / 1000, us % 1000)
