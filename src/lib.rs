@@ -10,9 +10,9 @@ pub mod control;
 pub mod drop;
 pub mod entropy;
 pub mod frame;
-pub mod replay;
 pub mod show;
 pub mod stats;
+pub mod replay;
 pub mod time;
 
 pub use appliance::{Appliance, Command, Event, Output};

@@ -11,9 +11,12 @@
 //!
 //! Addresses: inside 192.168.10.0/24 (firewall .1, 02:00:5e:10:00:01), outside
 //! 203.0.113.0/24 (firewall .1, 02:00:5e:10:00:02; router and DNS server
-//! .254), hosts 02:00:00:00:01:xx. The outside replies assume the PAT keeps
-//! the inside source port when it is free (40000 stays 40000); if the core
-//! picks another port, the replies here miss the binding.
+//! .254), hosts 02:00:00:00:01:xx.
+//!
+//! Replies from outside go to [`PAT_PORT`], the port the PAT hands out to the
+//! case's (only) connection. A pcap cannot react to the port the appliance
+//! picks, so it is fixed here: if port allocation or the use of the seeded
+//! RNG changes, update it, regenerate the inputs and re-bless.
 
 use std::path::Path;
 
@@ -24,6 +27,10 @@ use super::frames::*;
 use super::LAB_TOML;
 
 /// One input frame: milliseconds after the case's start, receiving interface.
+/// The first port the PAT allocates with the replay seed (1): RFC 6056
+/// random start from `SeededRng::new(1)`, as of the first data-path commit.
+pub const PAT_PORT: u16 = 3939;
+
 pub struct Step {
     pub ms: u64,
     pub iface: &'static str,
@@ -90,7 +97,7 @@ pub fn all() -> Vec<Case> {
                 at(
                     30,
                     OUT,
-                    udp(ep(ROUTER_MAC, ROUTER_IP, 53), fw_out(40000), 64, b"dns-answer-carrying-28-bytes"),
+                    udp(ep(ROUTER_MAC, ROUTER_IP, 53), fw_out(PAT_PORT), 64, b"dns-answer-carrying-28-bytes"),
                 ),
             ],
         },
@@ -101,17 +108,17 @@ pub fn all() -> Vec<Case> {
                 host_arps_gateway(0),
                 at(10, IN, tcp(host(40001), web(80), 64, "S", 1000, 0, 64240, b"")),
                 router_arp_reply(11),
-                at(30, OUT, tcp(via_router(WEB_IP, 80), fw_out(40001), 60, "S.", 5000, 1001, 65160, b"")),
+                at(30, OUT, tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "S.", 5000, 1001, 65160, b"")),
                 at(31, IN, tcp(host(40001), web(80), 64, ".", 1001, 5001, 502, b"")),
                 at(32, IN, tcp(host(40001), web(80), 64, "P.", 1001, 5001, 502, b"GET / HTTP/1.0\r\n\r\n")),
                 at(
                     50,
                     OUT,
-                    tcp(via_router(WEB_IP, 80), fw_out(40001), 60, "P.", 5001, 1019, 509, b"HTTP/1.0 200 OK\r\n\r\n"),
+                    tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 5001, 1019, 509, b"HTTP/1.0 200 OK\r\n\r\n"),
                 ),
                 at(51, IN, tcp(host(40001), web(80), 64, ".", 1019, 5020, 502, b"")),
                 at(60, IN, tcp(host(40001), web(80), 64, "F.", 1019, 5020, 502, b"")),
-                at(70, OUT, tcp(via_router(WEB_IP, 80), fw_out(40001), 60, "F.", 5020, 1020, 509, b"")),
+                at(70, OUT, tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "F.", 5020, 1020, 509, b"")),
                 at(71, IN, tcp(host(40001), web(80), 64, ".", 1020, 5021, 502, b"")),
             ],
         },
@@ -132,14 +139,14 @@ pub fn all() -> Vec<Case> {
                 host_arps_gateway(0),
                 at(10, IN, tcp(host(40002), web(80), 64, "S", 2000, 0, 64240, b"")),
                 router_arp_reply(11),
-                at(30, OUT, tcp(via_router(WEB_IP, 80), fw_out(40002), 60, "S.", 9000, 2001, 65160, b"")),
+                at(30, OUT, tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "S.", 9000, 2001, 65160, b"")),
                 at(31, IN, tcp(host(40002), web(80), 64, ".", 2001, 9001, 502, b"")),
                 at(
                     50,
                     OUT,
-                    tcp(via_router(WEB_IP, 80), fw_out(40002), 60, "P.", 9001 + 1_000_000_000, 2001, 509, b"0123456789"),
+                    tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 9001 + 1_000_000_000, 2001, 509, b"0123456789"),
                 ),
-                at(60, OUT, tcp(via_router(WEB_IP, 80), fw_out(40002), 60, "P.", 9001, 2001, 509, b"0123456789")),
+                at(60, OUT, tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 9001, 2001, 509, b"0123456789")),
             ],
         },
         // TTL 1 towards a routed destination: ICMP time exceeded back to the
