@@ -19,6 +19,7 @@ pub mod pdesc;
 pub mod route;
 pub mod show;
 pub mod stats;
+pub mod replay;
 pub mod time;
 pub mod wire;
 #[doc(hidden)]
