@@ -29,7 +29,7 @@ use super::LAB_TOML;
 /// One input frame: milliseconds after the case's start, receiving interface.
 /// The first port the PAT allocates with the replay seed (1): RFC 6056
 /// random start from `SeededRng::new(1)`, as of the first data-path commit.
-pub const PAT_PORT: u16 = 3939;
+pub const PAT_PORT: u16 = 54720;
 
 pub struct Step {
     pub ms: u64,

@@ -75,35 +75,13 @@ pub fn lab_config() -> Config {
 }
 
 /// A case's configuration from its appliance.toml.
-///
-/// While `config::parse` is the skeleton's stub (one error, "not
-/// implemented"), a file that is exactly [`LAB_TOML`] falls back to
-/// [`lab_config`] with a loud warning. TODO(lead): drop the fallback once the
-/// config parser is merged.
 pub fn case_config(dir: &Path) -> Result<Config, String> {
     let path = dir.join("appliance.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("couldn't read {}: {e}", path.display()))?;
-    match config::parse(&text, &path.display().to_string()) {
-        Ok(cfg) => Ok(cfg),
-        Err(errs) if errs.len() == 1 && errs[0].msg == "not implemented" && text == LAB_TOML => {
-            eprintln!(
-                "WARNING: config::parse is still a stub; {} is the lab config, so the built-in copy \
-                 (support::lab_config) is used instead",
-                path.display()
-            );
-            Ok(lab_config())
-        }
-        Err(errs) => {
-            let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-            let stub = if errs.iter().any(|e| e.msg == "not implemented") {
-                "\n(config::parse is still a stub in this tree, and this file differs from the lab config \
-                 support::LAB_TOML, so there is nothing to fall back on)"
-            } else {
-                ""
-            };
-            Err(format!("{} does not parse:\n{}{stub}", path.display(), list.join("\n")))
-        }
-    }
+    config::parse(&text, &path.display().to_string()).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        format!("{} does not parse:\n{}", path.display(), list.join("\n"))
+    })
 }
 
 /// Milliseconds since `start`, with microseconds only when there are any.
