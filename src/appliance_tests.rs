@@ -412,3 +412,22 @@ fn memory_per_connection_at_one_million() {
     assert!(c.bytes_per_conn <= 128, "{} bytes per connection", c.bytes_per_conn);
     f.truncate(0);
 }
+
+#[test]
+fn shipped_appliance_toml_is_the_testkit_lab() {
+    let text = include_str!("../appliance.toml");
+    let mut parsed = crate::config::parse(text, "appliance.toml").expect("appliance.toml parses");
+    for rules in parsed.acls.iter_mut().flatten() {
+        for r in rules {
+            r.line = 0;
+        }
+    }
+    let mut want = lab_config();
+    // The file writes the port forward's mapped address out.
+    if let Some(crate::config::NatRule::PortForward { mapped, .. }) = want.nat.get_mut(3) {
+        *mapped = Some(ip("203.0.113.1"));
+    }
+    // Order of NAT rules in the file: pat inside, pat dmz, port-forward, static.
+    want.nat.swap(2, 3);
+    assert_eq!(parsed, want);
+}

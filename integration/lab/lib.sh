@@ -1,0 +1,68 @@
+# Shared helpers for twinwall's network-namespace labs. Source, don't run.
+#
+# Rules: every namespace is created here and deleted by lab_cleanup (run it
+# from an EXIT trap); no namespace gets a route out of the machine; every
+# wait is bounded; only processes started here are stopped, by PID.
+
+LAB_PIDS=()
+LAB_NETNS=()
+LAB_FAILS=0
+
+lab_log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
+
+lab_netns() {
+    local n
+    for n in "$@"; do
+        ip netns del "$n" 2>/dev/null || true
+        ip netns add "$n"
+        ip -n "$n" link set lo up
+        ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+        LAB_NETNS+=("$n")
+    done
+}
+
+# lab_spawn NS LOGFILE CMD...: run CMD in NS in the background, remember its PID.
+lab_spawn() {
+    local ns=$1 log=$2
+    shift 2
+    ip netns exec "$ns" "$@" >"$log" 2>&1 &
+    LAB_PIDS+=($!)
+    echo $!
+}
+
+# lab_wait SECONDS CMD...: retry CMD every 0.1 s until it succeeds or time runs out.
+lab_wait() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+lab_cleanup() {
+    local p n
+    for p in "${LAB_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${LAB_PIDS[@]}"; do
+        for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    for n in "${LAB_NETNS[@]}"; do
+        ip netns del "$n" 2>/dev/null || true
+    done
+}
+
+# check NAME CMD...: run CMD, print PASS/FAIL, count failures.
+check() {
+    local name=$1
+    shift
+    if "$@"; then
+        printf 'PASS  %s\n' "$name"
+    else
+        printf 'FAIL  %s\n' "$name"
+        LAB_FAILS=$((LAB_FAILS + 1))
+    fi
+}
