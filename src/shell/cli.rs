@@ -310,8 +310,21 @@ mod tests {
     #[test]
     fn replay_args() {
         let cli = Cli::try_parse_from([
-            "twinwall", "replay", "-c", "a.toml", "--in", "inside=in.pcap", "--in", "outside=o=x.pcap", "--out",
-            "out", "--seed", "7", "--retarget-mac", "--linger", "2m",
+            "twinwall",
+            "replay",
+            "-c",
+            "a.toml",
+            "--in",
+            "inside=in.pcap",
+            "--in",
+            "outside=o=x.pcap",
+            "--out",
+            "out",
+            "--seed",
+            "7",
+            "--retarget-mac",
+            "--linger",
+            "2m",
         ])
         .unwrap();
         let Cmd::Replay(a) = cli.cmd else { panic!("not replay") };

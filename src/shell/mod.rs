@@ -213,6 +213,11 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         exit: None,
     };
     shell.run_loop(&clock)?;
+    for p in &shell.ports {
+        for d in [&p.queue_drops, &p.tx_errors].into_iter().filter(|d| d.total > 0) {
+            log::info!("TAP {}: {} frame(s) {} in all", p.tap.name(), d.total, d.what);
+        }
+    }
     log::info!("{}: exiting", shell.exit.unwrap_or("stopped"));
     Ok(())
     // `shell` drops here: the listener removes the socket file, TAPs close.
