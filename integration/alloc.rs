@@ -32,7 +32,7 @@ static A: Counting = Counting;
 fn established_flow_allocates_nothing() {
     let now = Instant::from_millis(1000);
     let mut app = Appliance::new(lab_config(), now, Box::new(SeededRng::new(3)));
-    let mut drain = |app: &mut Appliance| {
+    let drain = |app: &mut Appliance| {
         let mut n = 0;
         while let Some(o) = app.poll_output() {
             if let Output::Frame { buf, .. } = o {

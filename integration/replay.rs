@@ -64,7 +64,10 @@ fn check_case(dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let expected = std::fs::read_to_string(&expected_path).map_err(|e| {
-        format!("couldn't read {}: {e}\n(create it with TWINWALL_BLESS=1 cargo test --test replay cases)", expected_path.display())
+        format!(
+            "couldn't read {}: {e}\n(create it with TWINWALL_BLESS=1 cargo test --test replay cases)",
+            expected_path.display()
+        )
     })?;
     if expected != actual {
         return Err(format!(
@@ -103,7 +106,12 @@ fn cases() {
 fn case_inputs_match_generator() {
     for case in cases::all() {
         let dir = cases_dir().join(case.name);
-        assert_eq!(std::fs::read_to_string(dir.join("appliance.toml")).ok().as_deref(), Some(support::LAB_TOML), "{}", dir.display());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("appliance.toml")).ok().as_deref(),
+            Some(support::LAB_TOML),
+            "{}",
+            dir.display()
+        );
         let mut ifaces: Vec<&str> = case.steps.iter().map(|s| s.iface).collect();
         ifaces.sort();
         ifaces.dedup();
@@ -151,7 +159,8 @@ fn sources_table(text: &str) -> Vec<(String, String, usize)> {
         l.trim().trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_string()).collect::<Vec<_>>()
     });
     let header = rows.next().expect("SOURCES.md has no table");
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("SOURCES.md: no `{name}` column"));
+    let col =
+        |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("SOURCES.md: no `{name}` column"));
     let (file, link, pkts) = (col("file"), col("link"), col("pkts"));
     rows.filter(|r| r.len() == header.len() && !r[0].starts_with("---"))
         .map(|r| {
@@ -255,7 +264,12 @@ fn dump_case_inputs() {
         let cap = pcap_in::read_file(Path::new(&path), mac).unwrap_or_else(|e| panic!("{e}"));
         let t0 = cap.packets.first().map(|p| p.time.as_micros()).unwrap_or(0);
         for p in &cap.packets {
-            println!("{} {:.3} {}", p.number, (p.time.as_micros() as f64 - t0 as f64) / 1000.0, replay::summarize(&p.frame));
+            println!(
+                "{} {:.3} {}",
+                p.number,
+                (p.time.as_micros() as f64 - t0 as f64) / 1000.0,
+                replay::summarize(&p.frame)
+            );
         }
         return;
     }

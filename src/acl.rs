@@ -2,9 +2,9 @@
 //! with an ACL is governed by its rules and an implicit deny; one without
 //! lets traffic go from a higher security level to a lower one only.
 
+use crate::config::types::proto;
 use crate::config::{AclAction, AclRule, Config, IfIndex};
 use crate::conntrack::KeyV4;
-use crate::config::types::proto;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -26,10 +26,10 @@ fn rule_matches(r: &AclRule, k: &KeyV4, icmp_type: u8) -> bool {
     if !r.src.contains(k.src_ip()) || !r.dst.contains(k.dst_ip()) {
         return false;
     }
-    if k.proto == proto::TCP || k.proto == proto::UDP {
-        if r.sport.is_some_and(|pr| !pr.contains(k.sport)) || r.dport.is_some_and(|pr| !pr.contains(k.dport)) {
-            return false;
-        }
+    if (k.proto == proto::TCP || k.proto == proto::UDP)
+        && (r.sport.is_some_and(|pr| !pr.contains(k.sport)) || r.dport.is_some_and(|pr| !pr.contains(k.dport)))
+    {
+        return false;
     }
     if k.proto == proto::ICMP && r.icmp_type.is_some_and(|t| t != icmp_type) {
         return false;
@@ -39,7 +39,14 @@ fn rule_matches(r: &AclRule, k: &KeyV4, icmp_type: u8) -> bool {
 
 /// Decide a new flow entering `ingress` bound for `egress`. `k` carries the
 /// real (untranslated) destination, as ASA 8.3+ ACLs do.
-pub fn decide(cfg: &Config, hits: &mut [Vec<u64>], ingress: IfIndex, egress: IfIndex, k: &KeyV4, icmp_type: u8) -> Decision {
+pub fn decide(
+    cfg: &Config,
+    hits: &mut [Vec<u64>],
+    ingress: IfIndex,
+    egress: IfIndex,
+    k: &KeyV4,
+    icmp_type: u8,
+) -> Decision {
     match &cfg.acls[ingress.idx()] {
         Some(rules) => {
             for (i, r) in rules.iter().enumerate() {
@@ -115,7 +122,10 @@ mod tests {
         let c = cfg(None);
         let mut hits = vec![];
         assert_eq!(decide(&c, &mut hits, IfIndex(0), IfIndex(1), &k("8.8.8.8", 53, 17), 0), Decision::Permit);
-        assert_eq!(decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.5", 22, 6), 0), Decision::SecurityLevel);
+        assert_eq!(
+            decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.5", 22, 6), 0),
+            Decision::SecurityLevel
+        );
     }
 
     #[test]
@@ -126,9 +136,15 @@ mod tests {
             rule(AclAction::Reject, Some(17), "any", None),
         ]));
         let mut hits = vec![vec![], vec![0; 3]];
-        assert_eq!(decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 23, 6), 0), Decision::Deny(Some(0)));
+        assert_eq!(
+            decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 23, 6), 0),
+            Decision::Deny(Some(0))
+        );
         assert_eq!(decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 22, 6), 0), Decision::Permit);
-        assert_eq!(decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 2000, 6), 0), Decision::Deny(None));
+        assert_eq!(
+            decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 2000, 6), 0),
+            Decision::Deny(None)
+        );
         assert_eq!(decide(&c, &mut hits, IfIndex(1), IfIndex(0), &k("192.168.10.10", 53, 17), 0), Decision::Reject(2));
         assert_eq!(hits[1], vec![1, 1, 1]);
     }

@@ -271,7 +271,11 @@ impl Appliance {
         let Some(a) = f.get(ether::HEADER_LEN..ether::HEADER_LEN + arpw::LEN) else {
             return self.drop_frame(port, buf, DropReason::ArpMalformed);
         };
-        if be16(a, arpw::HTYPE) != 1 || be16(a, arpw::PTYPE) != ether::TYPE_IPV4 || a[arpw::HLEN] != 6 || a[arpw::PLEN] != 4 {
+        if be16(a, arpw::HTYPE) != 1
+            || be16(a, arpw::PTYPE) != ether::TYPE_IPV4
+            || a[arpw::HLEN] != 6
+            || a[arpw::PLEN] != 4
+        {
             return self.drop_frame(port, buf, DropReason::ArpMalformed);
         }
         let op = be16(a, arpw::OPER);
@@ -282,11 +286,7 @@ impl Appliance {
         let p = &self.ports[port.idx()];
         let (our_mac, our_addr) = (p.mac, p.addr);
         if spa == our_addr && sha != our_mac {
-            let ev = Event::AddressConflict {
-                iface: self.cfg.iface(port).name.clone(),
-                ip: spa.into(),
-                mac: sha,
-            };
+            let ev = Event::AddressConflict { iface: self.cfg.iface(port).name.clone(), ip: spa.into(), mac: sha };
             self.out.push_back(Output::Event(ev));
             return self.drop_frame(port, buf, DropReason::ArpNotForUs);
         }
@@ -437,10 +437,8 @@ impl Appliance {
     fn new_flow(&mut self, port: IfIndex, buf: FrameBuf, d: PacketDesc, now: Instant) {
         let k = d.key;
         match k.proto {
-            proto::TCP => {
-                if !tcp::flags_valid(d.tcp.flags) {
-                    return self.drop_frame(port, buf, DropReason::TcpBadFlags);
-                }
+            proto::TCP if !tcp::flags_valid(d.tcp.flags) => {
+                return self.drop_frame(port, buf, DropReason::TcpBadFlags);
             }
             proto::ICMP => match (d.icmp, d.icmp_type) {
                 (Some(IcmpKind::Echo), icmp::ECHO_REQUEST) => {}
@@ -589,10 +587,10 @@ impl Appliance {
         pdesc::decrement_ttl(buf.as_mut(), d);
         buf.truncate(d.l3 + d.ip_len);
         buf.as_mut()[ether::SRC].copy_from_slice(&src_mac.0);
-        self.to_next_hop(out, hop.ip, buf, now);
+        self.send_to_next_hop(out, hop.ip, buf, now);
     }
 
-    fn to_next_hop(&mut self, out: IfIndex, ip: u32, mut buf: FrameBuf, now: Instant) {
+    fn send_to_next_hop(&mut self, out: IfIndex, ip: u32, mut buf: FrameBuf, now: Instant) {
         match self.arp.lookup(ip, now) {
             Lookup::Hit(mac) => {
                 buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
@@ -688,18 +686,10 @@ impl Appliance {
         for (ip, iface) in work.requests {
             self.arp_request(iface, ip);
         }
+        // The parked frames were already translated for their next hop;
+        // no host-unreachable goes back to their senders yet (see README).
         for p in work.failed_frames {
-            // The frame was already rewritten for its next hop; its
-            // descriptor still gives the sender to tell.
-            match pdesc::parse(p.buf.as_ref(), ether::HEADER_LEN) {
-                Ok(d) => {
-                    if let Some(hop) = self.routes.lookup(d.key.src) {
-                        let _ = hop;
-                    }
-                    self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved);
-                }
-                Err(_) => self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved),
-            }
+            self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved);
         }
     }
 
@@ -773,11 +763,12 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                 let left = c.expires.saturating_since(now);
                 conns.push(show::ConnLine {
                     proto: proto_name(o.proto),
-                    in_if: name(c.iface[0]),
-                    inside: ep(o.src, o.sport.max(o.dport * (o.proto == proto::ICMP) as u16), o.proto),
-                    out_if: name(c.iface[1]),
-                    outside: ep(r.src, r.sport, o.proto),
-                    mapped: ep(r.dst, r.dport, o.proto),
+                    from_if: name(c.iface[0]),
+                    from: ep(o.src, o.sport, o.proto),
+                    to_if: name(c.iface[1]),
+                    to: ep(r.src, r.sport, o.proto),
+                    from_mapped: ep(r.dst, r.dport, o.proto),
+                    to_mapped: ep(o.dst, o.dport, o.proto),
                     state: conntrack::state_label(c).into(),
                     idle_ms: timeout.as_millis().saturating_sub(left.as_millis()),
                     expires_in_ms: left.as_millis(),
@@ -791,7 +782,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                 max: app.ct.max() as u64,
                 most_used: app.ct.most_used() as u64,
                 memory_bytes: mem as u64,
-                bytes_per_conn: if n == 0 { 0 } else { mem as u64 / n },
+                bytes_per_conn: (mem as u64).checked_div(n).unwrap_or(0),
                 conns,
             })
         }
@@ -808,7 +799,15 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                         out_if: name(outside),
                         conns: 0,
                     }),
-                    crate::config::NatRule::PortForward { inside, outside, proto: p, mapped, mapped_port, real, real_port } => {
+                    crate::config::NatRule::PortForward {
+                        inside,
+                        outside,
+                        proto: p,
+                        mapped,
+                        mapped_port,
+                        real,
+                        real_port,
+                    } => {
                         let m = mapped.unwrap_or(app.cfg.iface(outside).address.addr);
                         xlates.push(show::XlateLine {
                             kind: "static-pat".into(),

@@ -1,9 +1,9 @@
 //! Scenario tests for the whole pipeline: frames in, frames and counters out.
 
 use super::*;
+use crate::config::AclRule;
 use crate::entropy::SeededRng;
 use crate::testkit::*;
-use crate::config::AclRule;
 use crate::wire::arp as arpw;
 
 const T0: Instant = Instant::from_millis(1_000_000);
@@ -155,7 +155,8 @@ fn pat_tcp_tracks_windows_and_close() {
     let Report::Conn(c) = r.app.show(ShowWhat::Conn, r.now) else { panic!() };
     assert_eq!(c.conns[0].state, "UIO");
     // A segment ten megabytes ahead of the window is dropped.
-    let out = r.send(OUTSIDE, tcp(ROUTER_MAC, FW_OUT_MAC, srv, 80, "203.0.113.1", m, 9001 + 10_000_000, 1019, "AP", b"x"));
+    let out =
+        r.send(OUTSIDE, tcp(ROUTER_MAC, FW_OUT_MAC, srv, 80, "203.0.113.1", m, 9001 + 10_000_000, 1019, "AP", b"x"));
     assert!(out.is_empty());
     assert_eq!(r.dropped(DropReason::TcpOutOfWindow), 1);
     r.send(OUTSIDE, tcp(ROUTER_MAC, FW_OUT_MAC, srv, 80, "203.0.113.1", m, 9001, 1019, "AFP", b"ok"));

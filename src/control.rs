@@ -12,7 +12,10 @@ use crate::time::Instant;
 /// A parsed control request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    Show { what: ShowWhat, json: bool },
+    Show {
+        what: ShowWhat,
+        json: bool,
+    },
     /// Re-read the config file; the shell does the reading.
     Reload,
 }
@@ -24,9 +27,8 @@ impl Request {
         let words: Vec<&str> = words.into_iter().filter(|w| *w != "--json").collect();
         match words.as_slice() {
             ["show", what] => {
-                let what = ShowWhat::parse(what).ok_or_else(|| {
-                    format!("unknown `show {what}`; try one of: {}", ShowWhat::NAMES.join(", "))
-                })?;
+                let what = ShowWhat::parse(what)
+                    .ok_or_else(|| format!("unknown `show {what}`; try one of: {}", ShowWhat::NAMES.join(", ")))?;
                 Ok(Request::Show { what, json })
             }
             ["reload"] => Ok(Request::Reload),

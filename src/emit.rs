@@ -48,7 +48,17 @@ fn ipv4_header(b: &mut [u8], total: usize, proto: u8, src: u32, dst: u32, tos: u
 /// An ICMP error about the packet `orig` (a whole frame, described by `d`,
 /// before any rewrite), sent from `src_ip`/`src_mac` back to the sender's
 /// MAC. `extra` fills the second header word (next-hop MTU for needfrag).
-pub fn icmp_error(buf: &mut FrameBuf, orig: &[u8], d: &PacketDesc, src_mac: Mac, src_ip: u32, ty: u8, code: u8, extra: u32) {
+#[allow(clippy::too_many_arguments)]
+pub fn icmp_error(
+    buf: &mut FrameBuf,
+    orig: &[u8],
+    d: &PacketDesc,
+    src_mac: Mac,
+    src_ip: u32,
+    ty: u8,
+    code: u8,
+    extra: u32,
+) {
     let quote = &orig[d.l3..d.l3 + d.ip_len.min(icmp::MAX_QUOTE)];
     let total = 20 + icmp::HEADER_LEN + quote.len();
     buf.reset_len(ether::HEADER_LEN + total);

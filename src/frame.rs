@@ -10,7 +10,7 @@ pub const MAX_FRAME: usize = 65_550;
 const INITIAL_CAP: usize = HEADROOM + 2048;
 
 /// An Ethernet frame: `data[start..end]`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FrameBuf {
     data: Vec<u8>,
     start: usize,
@@ -73,6 +73,12 @@ impl FrameBuf {
     }
 }
 
+impl Default for FrameBuf {
+    fn default() -> Self {
+        FrameBuf::new()
+    }
+}
+
 impl AsRef<[u8]> for FrameBuf {
     fn as_ref(&self) -> &[u8] {
         &self.data[self.start..self.end]
@@ -95,23 +101,13 @@ impl Pool {
     const KEEP: usize = 4096;
 
     pub fn get(&mut self) -> FrameBuf {
-        self.free.pop().unwrap_or_default_buf()
+        self.free.pop().unwrap_or_default()
     }
 
     pub fn put(&mut self, b: FrameBuf) {
         if self.free.len() < Self::KEEP {
             self.free.push(b);
         }
-    }
-}
-
-trait OrNewBuf {
-    fn unwrap_or_default_buf(self) -> FrameBuf;
-}
-
-impl OrNewBuf for Option<FrameBuf> {
-    fn unwrap_or_default_buf(self) -> FrameBuf {
-        self.unwrap_or_else(FrameBuf::new)
     }
 }
 

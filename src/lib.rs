@@ -8,22 +8,22 @@ pub mod acl;
 pub mod appliance;
 pub mod arp;
 pub mod config;
-pub mod control;
 pub mod conntrack;
+pub mod control;
 pub mod drop;
 pub mod emit;
 pub mod entropy;
 pub mod frame;
 pub mod nat;
 pub mod pdesc;
+pub mod replay;
 pub mod route;
 pub mod show;
 pub mod stats;
-pub mod replay;
-pub mod time;
-pub mod wire;
 #[doc(hidden)]
 pub mod testkit;
+pub mod time;
+pub mod wire;
 
 pub use appliance::{Appliance, Command, Event, Output};
 pub use config::{Config, IfIndex};

@@ -97,13 +97,7 @@ pub fn parse(f: &[u8], l3: usize) -> Result<PacketDesc, DropReason> {
         df: ff & ipv4::FLAG_DF != 0,
         frag_off: ((ff & ipv4::FRAG_MASK) as u32) * 8,
         more_frags: ff & ipv4::FLAG_MF != 0,
-        key: KeyV4 {
-            src: be32(ip, ipv4::SRC),
-            dst: be32(ip, ipv4::DST),
-            sport: 0,
-            dport: 0,
-            proto: ip[ipv4::PROTO],
-        },
+        key: KeyV4 { src: be32(ip, ipv4::SRC), dst: be32(ip, ipv4::DST), sport: 0, dport: 0, proto: ip[ipv4::PROTO] },
         ..Default::default()
     };
     if d.frag_off != 0 {
@@ -352,11 +346,8 @@ pub fn rewrite_inner(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
                 }
             }
             crate::config::types::proto::ICMP => {
-                let (old, new) = if inner.icmp_type == icmp::ECHO_REQUEST {
-                    (from.sport, to.sport)
-                } else {
-                    (from.dport, to.dport)
-                };
+                let (old, new) =
+                    if inner.icmp_type == icmp::ECHO_REQUEST { (from.sport, to.sport) } else { (from.dport, to.dport) };
                 put16(f, inner.l4 + icmp::ID.start, new);
                 // The quoted echo's own checksum, when quoted in full.
                 if inner.l4_avail >= icmp::HEADER_LEN && old != new {
@@ -451,7 +442,8 @@ mod tests {
 
     #[test]
     fn icmp_echo_ids_and_rewrite() {
-        let b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([10, 0, 0, 1], [10, 0, 1, 1], 64).icmpv4_echo_request(77, 1);
+        let b =
+            PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([10, 0, 0, 1], [10, 0, 1, 1], 64).icmpv4_echo_request(77, 1);
         let mut f = Vec::new();
         b.write(&mut f, b"ping").unwrap();
         let mut d = parse(&f, 14).unwrap();

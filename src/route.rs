@@ -44,16 +44,16 @@ impl RouteTable {
             gateway: Some(r.gateway),
             iface: r.interface,
         }));
-        routes.sort_by(|a, b| b.dest.len.cmp(&a.dest.len));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.dest.len));
         RouteTable { routes }
     }
 
     pub fn lookup(&self, dst: u32) -> Option<NextHop> {
         let ip = Ipv4Addr::from(dst);
-        self.routes.iter().find(|r| r.dest.contains(ip)).map(|r| NextHop {
-            iface: r.iface,
-            ip: r.gateway.map(u32::from).unwrap_or(dst),
-        })
+        self.routes
+            .iter()
+            .find(|r| r.dest.contains(ip))
+            .map(|r| NextHop { iface: r.iface, ip: r.gateway.map(u32::from).unwrap_or(dst) })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -78,7 +78,7 @@ mod tests {
             r("10.0.0.0/8", Some("192.168.10.254"), 0),
             r("10.1.0.0/16", Some("203.0.113.253"), 1),
         ];
-        routes.sort_by(|a, b| b.dest.len.cmp(&a.dest.len));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.dest.len));
         RouteTable { routes }
     }
 

@@ -36,12 +36,16 @@ impl ShowWhat {
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnLine {
     pub proto: String,
-    pub in_if: String,
-    pub inside: String,
-    pub out_if: String,
-    pub outside: String,
-    /// The initiator's address as seen on the far side, after NAT.
-    pub mapped: String,
+    /// Interface and real address of the side that opened the connection.
+    pub from_if: String,
+    pub from: String,
+    /// Interface and real address of the side that answered.
+    pub to_if: String,
+    pub to: String,
+    /// The initiator as the responder sees it (after source NAT).
+    pub from_mapped: String,
+    /// The responder as the initiator addressed it (before destination NAT).
+    pub to_mapped: String,
     pub state: String,
     pub idle_ms: u64,
     pub expires_in_ms: u64,
@@ -139,21 +143,21 @@ impl Report {
         match self {
             Report::Conn(r) => {
                 let _ = writeln!(s, "{} in use, {} most used, {} maximum", r.in_use, r.most_used, r.max);
-                let _ = writeln!(
-                    s,
-                    "table memory {} bytes, {} bytes per connection",
-                    r.memory_bytes, r.bytes_per_conn
-                );
+                let _ = writeln!(s, "table memory {} bytes, {} bytes per connection", r.memory_bytes, r.bytes_per_conn);
                 for c in &r.conns {
+                    let src_nat =
+                        if c.from_mapped != c.from { format!(" as {}", c.from_mapped) } else { String::new() };
+                    let dst_nat = if c.to_mapped != c.to { format!(" via {}", c.to_mapped) } else { String::new() };
                     let _ = writeln!(
                         s,
-                        "{} {} {} {} {} (mapped {}), idle {}, expires in {}, bytes {}, flags {}",
+                        "{} {} {}{} -> {} {}{}, idle {}, expires in {}, bytes {}, state {}",
                         c.proto,
-                        c.out_if,
-                        c.outside,
-                        c.in_if,
-                        c.inside,
-                        c.mapped,
+                        c.from_if,
+                        c.from,
+                        src_nat,
+                        c.to_if,
+                        c.to,
+                        dst_nat,
                         crate::time::Duration::from_millis(c.idle_ms),
                         crate::time::Duration::from_millis(c.expires_in_ms),
                         c.bytes,
@@ -184,7 +188,8 @@ impl Report {
                             let _ = writeln!(s, "{}    {} via {}, {}", r.kind, r.destination, g, r.interface);
                         }
                         None => {
-                            let _ = writeln!(s, "{}    {} is directly connected, {}", r.kind, r.destination, r.interface);
+                            let _ =
+                                writeln!(s, "{}    {} is directly connected, {}", r.kind, r.destination, r.interface);
                         }
                     }
                 }

@@ -45,7 +45,11 @@ pub struct Counters {
 
 impl Counters {
     pub fn new(n_ifaces: usize) -> Self {
-        Counters { drops: [0; DropReason::COUNT], ifaces: vec![IfCounters::default(); n_ifaces], events: Events::default() }
+        Counters {
+            drops: [0; DropReason::COUNT],
+            ifaces: vec![IfCounters::default(); n_ifaces],
+            events: Events::default(),
+        }
     }
 
     pub fn drop(&mut self, reason: DropReason) {

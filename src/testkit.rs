@@ -87,7 +87,15 @@ pub fn lab_config() -> Config {
     }
 }
 
-pub fn udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> FrameBuf {
+pub fn udp(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    payload: &[u8],
+) -> FrameBuf {
     let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(ip(src).octets(), ip(dst).octets(), 64).udp(sport, dport);
     let mut v = Vec::new();
     b.write(&mut v, payload).unwrap();
@@ -108,9 +116,9 @@ pub fn tcp(
     flags: &str,
     payload: &[u8],
 ) -> FrameBuf {
-    let mut b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(ip(src).octets(), ip(dst).octets(), 64).tcp(
-        sport, dport, seq, 64240,
-    );
+    let mut b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip(src).octets(), ip(dst).octets(), 64)
+        .tcp(sport, dport, seq, 64240);
     for c in flags.chars() {
         b = match c {
             'S' => b.syn(),
@@ -127,7 +135,9 @@ pub fn tcp(
 }
 
 pub fn ping(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, id: u16, seq: u16, ttl: u8) -> FrameBuf {
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(ip(src).octets(), ip(dst).octets(), ttl).icmpv4_echo_request(id, seq);
+    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip(src).octets(), ip(dst).octets(), ttl)
+        .icmpv4_echo_request(id, seq);
     let mut v = Vec::new();
     b.write(&mut v, b"twinwall-ping").unwrap();
     FrameBuf::from_slice(&v)

@@ -2,7 +2,7 @@
 
   peers.py blob-server PORT BYTES          serve BYTES pseudo-random bytes per TCP connection, print nothing
   peers.py blob-client HOST PORT           read everything, print its sha256 and length
-  peers.py udp-echo PORT                   echo UDP datagrams back
+  peers.py udp-echo ADDR PORT              echo UDP datagrams back (bound to ADDR, so replies come from it)
   peers.py udp-ping HOST PORT N            send N datagrams, print how many came back
   peers.py ticker HOST PORT SECONDS        TCP client: a line every 50 ms, each echoed; exit 0 if all came back
   peers.py line-echo PORT                  TCP server echoing lines
@@ -48,9 +48,9 @@ def blob_client(host, port):
     print(h.hexdigest(), total)
 
 
-def udp_echo(port):
+def udp_echo(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    s.bind((addr, port))
     while True:
         d, a = s.recvfrom(65536)
         s.sendto(d, a)
@@ -115,7 +115,7 @@ def main():
     elif cmd == "blob-sha":
         print(hashlib.sha256(blob(int(args[0]))).hexdigest(), int(args[0]))
     elif cmd == "udp-echo":
-        udp_echo(int(args[0]))
+        udp_echo(args[0], int(args[1]))
     elif cmd == "udp-ping":
         udp_ping(args[0], int(args[1]), int(args[2]))
     elif cmd == "line-echo":

@@ -63,7 +63,7 @@ ip -n tw-out link set tw-outside up
 
 blob=4000000
 lab_spawn tw-out "$LAB_DIR/blob.log" $PY "$here/peers.py" blob-server 5001 $blob >/dev/null
-lab_spawn tw-out "$LAB_DIR/udp.log" $PY "$here/peers.py" udp-echo 5002 >/dev/null
+lab_spawn tw-out "$LAB_DIR/udp.log" $PY "$here/peers.py" udp-echo 198.51.100.80 5002 >/dev/null
 lab_spawn tw-out "$LAB_DIR/echo.log" $PY "$here/peers.py" line-echo 5003 >/dev/null
 lab_spawn tw-dmz "$LAB_DIR/web.log" $PY "$here/peers.py" blob-server 80 100000 >/dev/null
 lab_wait 10 ip netns exec tw-out $PY -c 'import socket; socket.create_connection(("198.51.100.80", 5001), 1)'

@@ -94,11 +94,7 @@ pub fn all() -> Vec<Case> {
                 host_arps_gateway(0),
                 at(10, IN, udp(host(40000), ep(FW_INSIDE_MAC, ROUTER_IP, 53), 64, b"dns-query-12")),
                 router_arp_reply(11),
-                at(
-                    30,
-                    OUT,
-                    udp(ep(ROUTER_MAC, ROUTER_IP, 53), fw_out(PAT_PORT), 64, b"dns-answer-carrying-28-bytes"),
-                ),
+                at(30, OUT, udp(ep(ROUTER_MAC, ROUTER_IP, 53), fw_out(PAT_PORT), 64, b"dns-answer-carrying-28-bytes")),
             ],
         },
         // A whole TCP connection through PAT, closed by the client.
@@ -114,7 +110,16 @@ pub fn all() -> Vec<Case> {
                 at(
                     50,
                     OUT,
-                    tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 5001, 1019, 509, b"HTTP/1.0 200 OK\r\n\r\n"),
+                    tcp(
+                        via_router(WEB_IP, 80),
+                        fw_out(PAT_PORT),
+                        60,
+                        "P.",
+                        5001,
+                        1019,
+                        509,
+                        b"HTTP/1.0 200 OK\r\n\r\n",
+                    ),
                 ),
                 at(51, IN, tcp(host(40001), web(80), 64, ".", 1019, 5020, 502, b"")),
                 at(60, IN, tcp(host(40001), web(80), 64, "F.", 1019, 5020, 502, b"")),
@@ -127,7 +132,11 @@ pub fn all() -> Vec<Case> {
         Case {
             name: "acl_outside_denied",
             steps: vec![
-                at(0, OUT, tcp(via_router(ATTACKER_IP, 5555), ep(FW_OUTSIDE_MAC, HOST_IP, 22), 60, "S", 77, 0, 1024, b"")),
+                at(
+                    0,
+                    OUT,
+                    tcp(via_router(ATTACKER_IP, 5555), ep(FW_OUTSIDE_MAC, HOST_IP, 22), 60, "S", 77, 0, 1024, b""),
+                ),
                 at(10, OUT, tcp(via_router(ATTACKER_IP, 5556), fw_out(2222), 60, "S", 78, 0, 1024, b"")),
             ],
         },
@@ -144,7 +153,16 @@ pub fn all() -> Vec<Case> {
                 at(
                     50,
                     OUT,
-                    tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 9001 + 1_000_000_000, 2001, 509, b"0123456789"),
+                    tcp(
+                        via_router(WEB_IP, 80),
+                        fw_out(PAT_PORT),
+                        60,
+                        "P.",
+                        9001 + 1_000_000_000,
+                        2001,
+                        509,
+                        b"0123456789",
+                    ),
                 ),
                 at(60, OUT, tcp(via_router(WEB_IP, 80), fw_out(PAT_PORT), 60, "P.", 9001, 2001, 509, b"0123456789")),
             ],

@@ -27,7 +27,15 @@ pub const ATTACKER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 /// Ethernet's minimum frame (without FCS): short frames are padded to it.
 const MIN_FRAME: usize = 60;
 
-fn arp(src_mac: MacAddr, dst_mac: MacAddr, op: u16, sha: MacAddr, spa: Ipv4Addr, tha: MacAddr, tpa: Ipv4Addr) -> Vec<u8> {
+fn arp(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    op: u16,
+    sha: MacAddr,
+    spa: Ipv4Addr,
+    tha: MacAddr,
+    tpa: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(MIN_FRAME);
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&src_mac);
@@ -78,12 +86,9 @@ pub fn udp(src: Ep, dst: Ep, ttl: u8, payload: &[u8]) -> Vec<u8> {
 /// `flags` in tcpdump letters: S F R P and `.` for ACK (then `ack` is used).
 #[allow(clippy::too_many_arguments)]
 pub fn tcp(src: Ep, dst: Ep, ttl: u8, flags: &str, seq: u32, ack: u32, win: u16, payload: &[u8]) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(src.mac, dst.mac).ipv4(src.ip.octets(), dst.ip.octets(), ttl).tcp(
-        src.port,
-        dst.port,
-        seq,
-        win,
-    );
+    let mut b = PacketBuilder::ethernet2(src.mac, dst.mac)
+        .ipv4(src.ip.octets(), dst.ip.octets(), ttl)
+        .tcp(src.port, dst.port, seq, win);
     for c in flags.chars() {
         b = match c {
             'S' => b.syn(),

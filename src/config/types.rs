@@ -104,9 +104,8 @@ impl FromStr for Ipv4Net {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("`{s}` is not an IPv4 address or prefix; write e.g. 192.168.10.0/24"))?;
+        let addr: Ipv4Addr =
+            a.parse().map_err(|_| format!("`{s}` is not an IPv4 address or prefix; write e.g. 192.168.10.0/24"))?;
         let len = match l {
             None => 32,
             Some(l) => l

@@ -28,7 +28,6 @@ pub fn timeout_for<K: FlowKey>(c: &Conn<K>, t: &Timeouts) -> Duration {
     }
 }
 
-
 /// A short human label for `show conn`.
 pub fn state_label<K>(c: &Conn<K>) -> &'static str {
     match c.state {

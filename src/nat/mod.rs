@@ -160,7 +160,6 @@ impl Nat {
         }
         v
     }
-
 }
 
 #[cfg(test)]

@@ -44,11 +44,9 @@ impl fmt::Display for ReplayError {
                  (only Ethernet, Linux SLL/SLL2, NULL/LOOP and RAW)",
                 path.display()
             ),
-            NoSuchInterface { path, iface } => write!(
-                f,
-                "input {} is for interface `{iface}`, which the configuration does not have",
-                path.display()
-            ),
+            NoSuchInterface { path, iface } => {
+                write!(f, "input {} is for interface `{iface}`, which the configuration does not have", path.display())
+            }
             TimerStuck { at } => write!(
                 f,
                 "the appliance keeps asking for a timer at {}us after handling it: its poll_timeout() does not advance",

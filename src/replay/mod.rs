@@ -106,7 +106,12 @@ impl ReplayReport {
 }
 
 /// Replay `inputs` through an appliance built from `cfg`; see the module doc.
-pub fn run(cfg: Config, inputs: &[ReplayInput], out_dir: &Path, opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
+pub fn run(
+    cfg: Config,
+    inputs: &[ReplayInput],
+    out_dir: &Path,
+    opts: &ReplayOptions,
+) -> Result<ReplayReport, ReplayError> {
     let ifaces: Vec<String> = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
 
     let mut captures = Vec::with_capacity(inputs.len());
@@ -272,3 +277,20 @@ fn write_outputs(r: &ReplayReport, out_dir: &Path) -> Result<(), ReplayError> {
 
 #[cfg(test)]
 mod tests;
+
+impl std::fmt::Display for ReplayReport {
+    /// One paragraph for the operator: what went in, what came out, drops.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.end.saturating_since(self.start).as_micros() as f64 / 1e6;
+        writeln!(f, "replayed {} frames over {secs:.3} s", self.fed_total())?;
+        for (i, name) in self.ifaces.iter().enumerate() {
+            let sent = self.frames.iter().filter(|o| o.port.idx() == i).count();
+            let c = &self.counters.ifaces[i];
+            writeln!(f, "  {name}: received {}, sent {sent}, dropped {}", c.rx_frames, c.drops)?;
+        }
+        for (name, n) in self.counters.drop_map() {
+            writeln!(f, "  drop {name}: {n}")?;
+        }
+        Ok(())
+    }
+}

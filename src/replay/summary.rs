@@ -325,13 +325,9 @@ fn quoted(s: &mut String, flags: &mut String, ip: &[u8]) {
     let (src, dst, proto, p) = (ip4(&ip[12..16]), ip4(&ip[16..20]), ip[9], &ip[ihl..]);
     let first = be16(ip, 6) & 0x1fff == 0;
     let _ = match proto {
-        6 | 17 if first && p.len() >= 4 => write!(
-            s,
-            "{src}:{} > {dst}:{} {}",
-            be16(p, 0),
-            be16(p, 2),
-            if proto == 6 { "tcp" } else { "udp" }
-        ),
+        6 | 17 if first && p.len() >= 4 => {
+            write!(s, "{src}:{} > {dst}:{} {}", be16(p, 0), be16(p, 2), if proto == 6 { "tcp" } else { "udp" })
+        }
         1 if first && p.len() >= 8 && matches!(p[0], 0 | 8) => write!(
             s,
             "icmp {src} > {dst} {} id {} seq {}",
@@ -382,7 +378,10 @@ mod tests {
     #[test]
     fn udp_and_badsum() {
         let mut f = udp_frame();
-        assert_eq!(summarize(&f), "02:00:00:00:01:0a>02:00:5e:10:00:01 192.168.10.10:40000 > 203.0.113.254:53 udp len 12 ttl 64");
+        assert_eq!(
+            summarize(&f),
+            "02:00:00:00:01:0a>02:00:5e:10:00:01 192.168.10.10:40000 > 203.0.113.254:53 udp len 12 ttl 64"
+        );
         // A TTL decrement without fixing the header checksum.
         f[14 + 8] -= 1;
         assert!(summarize(&f).ends_with("ttl 63 BADSUM(ip)"), "{}", summarize(&f));

@@ -285,10 +285,8 @@ fn same_inputs_same_outputs_byte_for_byte() {
         .unwrap();
     std::fs::write(&outside, pcapng(true, &[(101, None)], &[(0, 5_000_000, ip_packet()), (0, 6_000_000, ip_packet())]))
         .unwrap();
-    let inputs = [
-        ReplayInput { iface: "inside".into(), path: inside },
-        ReplayInput { iface: "outside".into(), path: outside },
-    ];
+    let inputs =
+        [ReplayInput { iface: "inside".into(), path: inside }, ReplayInput { iface: "outside".into(), path: outside }];
     let opts = ReplayOptions { seed: 42, retarget_mac: true, linger: Duration::from_secs(5) };
     let (a, b) = (dir.join("out_a"), dir.join("out_b"));
     let ra = run(lab_config(), &inputs, &a, &opts).unwrap();

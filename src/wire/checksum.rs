@@ -57,9 +57,7 @@ mod tests {
 
     #[test]
     fn incremental_matches_full_recompute() {
-        let mut hdr = [
-            0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 192, 168, 10, 10, 8, 8, 8, 8,
-        ];
+        let mut hdr = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 192, 168, 10, 10, 8, 8, 8, 8];
         let c = checksum(&hdr);
         hdr[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&hdr), 0);

@@ -1,0 +1,530 @@
+//! The shell: the only code that touches file descriptors, signals and the
+//! clock. It drives the sans-IO [`Appliance`] the way mio's `udp_server`
+//! example drives a socket:
+//!
+//! 1. compute the poll timeout from `poll_timeout()` (and control-connection
+//!    deadlines), rounded up to whole milliseconds, or zero when a TAP still
+//!    has frames we left for fairness;
+//! 2. `poll`, retrying on `EINTR`, then read the monotonic clock once;
+//! 3. handle signals, the control listener and connections; drain each ready
+//!    TAP to `WouldBlock` (at most [`READS_PER_WAKEUP`] frames per TAP per
+//!    iteration) into `handle_frame`;
+//! 4. `handle_timeout(now)` when due;
+//! 5. drain `poll_output()`: frames go to their TAP (queued, bounded, with
+//!    `WRITABLE` interest while a queue is non-empty), events go to the log.
+//!
+//! Every frame buffer goes back to the appliance through `recycle`.
+
+pub mod cli;
+mod control_sock;
+mod signals;
+mod tap;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use twinwall::config::{self, ConfigError};
+use twinwall::control::{self, Request};
+use twinwall::entropy::SystemEntropy;
+use twinwall::frame::FrameBuf;
+use twinwall::time::{self, Duration, Instant};
+use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
+
+use control_sock::{Conn, ControlError, Listener, ReadOutcome};
+use signals::{Signal, Signals};
+use tap::{Tap, TapError};
+
+/// The monotonic clock, as the core's microsecond [`Instant`] since start.
+/// The only place the shell reads time.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(std::time::Instant::now())
+    }
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+}
+
+const SIGNALS: Token = Token(0);
+const LISTENER: Token = Token(1);
+/// TAP `i` is `Token(TAP_BASE + i)`; an `IfIndex` is a `u8`.
+const TAP_BASE: usize = 16;
+/// Control connection slot `s` is `Token(CONN_BASE + s)`.
+const CONN_BASE: usize = TAP_BASE + 256;
+
+/// Frames read from one TAP before the loop turns to the others.
+const READS_PER_WAKEUP: usize = 256;
+/// Frames waiting for one TAP to become writable; more are dropped.
+const TX_QUEUE_MAX: usize = 1024;
+/// Concurrent control connections; more are turned away.
+const MAX_CONNS: usize = 32;
+/// A control client must finish its exchange within this time.
+const CONN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Minimum gap between two log lines about the same kind of drop on a port.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why `twinwall run` could not start or had to stop.
+#[derive(Debug)]
+pub enum ShellError {
+    /// {0}: cannot read: {1}
+    ReadConfig(PathBuf, io::Error),
+    /// the configuration has errors (one per line)
+    Config(Vec<ConfigError>),
+    Tap(TapError),
+    Control(ControlError),
+    /// {0}: {1}
+    Io(&'static str, io::Error),
+}
+
+impl fmt::Display for ShellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShellError::ReadConfig(p, e) => write!(f, "{}: cannot read: {e}", p.display()),
+            ShellError::Config(errs) => {
+                for (i, e) in errs.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            ShellError::Tap(e) => write!(f, "{e}"),
+            ShellError::Control(e) => write!(f, "{e}"),
+            ShellError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+/// Read and parse a config file.
+pub fn load_config(path: &Path) -> Result<Config, ShellError> {
+    let text = fs::read_to_string(path).map_err(|e| ShellError::ReadConfig(path.to_owned(), e))?;
+    config::parse(&text, &path.display().to_string()).map_err(ShellError::Config)
+}
+
+/// A count of one kind of drop on one port, logged at most every
+/// [`DROP_LOG_INTERVAL`].
+struct DropLog {
+    what: &'static str,
+    total: u64,
+    unreported: u64,
+    next_report: Instant,
+}
+
+impl DropLog {
+    fn new(what: &'static str) -> DropLog {
+        DropLog { what, total: 0, unreported: 0, next_report: Instant::ZERO }
+    }
+
+    fn note(&mut self, tap: &str, now: Instant, detail: &dyn fmt::Display) {
+        self.total += 1;
+        self.unreported += 1;
+        if now >= self.next_report {
+            log::warn!("TAP {tap}: {} frame(s) {} ({detail}); {} in all", self.unreported, self.what, self.total);
+            self.unreported = 0;
+            self.next_report = now + DROP_LOG_INTERVAL;
+        }
+    }
+}
+
+struct Port {
+    tap: Tap,
+    token: Token,
+    /// Frames may be waiting: readiness was reported, or the last drain
+    /// stopped at [`READS_PER_WAKEUP`]. Cleared by `WouldBlock`.
+    rx_pending: bool,
+    /// Set after a read error; the TAP is deregistered and left alone.
+    failed: bool,
+    txq: VecDeque<FrameBuf>,
+    /// `WRITABLE` interest is registered (only while `txq` is non-empty).
+    want_write: bool,
+    queue_drops: DropLog,
+    tx_errors: DropLog,
+}
+
+struct Shell {
+    poll: Poll,
+    app: Appliance,
+    cfg_path: PathBuf,
+    ports: Vec<Port>,
+    signals: Signals,
+    listener: Listener,
+    conns: Vec<Option<Conn>>,
+    /// Set by SIGTERM/SIGINT: the signal's name.
+    exit: Option<&'static str>,
+}
+
+/// `twinwall run`: open everything, then loop until SIGTERM or SIGINT.
+pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
+    // First, so that no signal arriving during start-up kills us uncleanly
+    // once the socket file exists.
+    let signals = Signals::new().map_err(|e| ShellError::Io("cannot set up signal handling", e))?;
+    let cfg = load_config(cfg_path)?;
+    // Before the TAPs: a second instance is told so plainly, instead of
+    // failing on a busy TAP.
+    let listener = Listener::bind(Path::new(&cfg.control_socket)).map_err(ShellError::Control)?;
+
+    let poll = Poll::new().map_err(|e| ShellError::Io("cannot create the event loop", e))?;
+    let reg = poll.registry();
+    let mut ports = Vec::with_capacity(cfg.interfaces.len());
+    for (i, ifc) in cfg.interfaces.iter().enumerate() {
+        let tap = Tap::open(&ifc.tap, ifc.mtu).map_err(ShellError::Tap)?;
+        let token = Token(TAP_BASE + i);
+        reg.register(&mut SourceFd(&tap.as_raw_fd()), token, Interest::READABLE)
+            .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
+        log::info!("interface {} on TAP {} (MTU {})", ifc.name, tap.name(), ifc.mtu);
+        ports.push(Port {
+            tap,
+            token,
+            rx_pending: true,
+            failed: false,
+            txq: VecDeque::new(),
+            want_write: false,
+            queue_drops: DropLog::new("dropped, transmit queue full"),
+            tx_errors: DropLog::new("not sent"),
+        });
+    }
+    reg.register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)
+        .map_err(|e| ShellError::Io("cannot register the signalfd", e))?;
+    let mut listener = listener;
+    reg.register(&mut listener.sock, LISTENER, Interest::READABLE)
+        .map_err(|e| ShellError::Io("cannot register the control socket", e))?;
+
+    let clock = Clock::start();
+    let app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    log::info!("twinwall running; control socket {}", listener.path().display());
+    let mut shell = Shell {
+        poll,
+        app,
+        cfg_path: cfg_path.to_owned(),
+        ports,
+        signals,
+        listener,
+        conns: (0..MAX_CONNS).map(|_| None).collect(),
+        exit: None,
+    };
+    shell.run_loop(&clock)?;
+    for p in &shell.ports {
+        for d in [&p.queue_drops, &p.tx_errors].into_iter().filter(|d| d.total > 0) {
+            log::info!("TAP {}: {} frame(s) {} in all", p.tap.name(), d.total, d.what);
+        }
+    }
+    log::info!("{}: exiting", shell.exit.unwrap_or("stopped"));
+    Ok(())
+    // `shell` drops here: the listener removes the socket file, TAPs close.
+}
+
+impl Shell {
+    fn run_loop(&mut self, clock: &Clock) -> Result<(), ShellError> {
+        let mut events = Events::with_capacity(256);
+        let mut now = clock.now();
+        while self.exit.is_none() {
+            let timeout = self.poll_delay(now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ShellError::Io("poll failed", e));
+            }
+            now = clock.now();
+
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.on_signals(now),
+                    LISTENER => self.accept(now),
+                    Token(t) if (TAP_BASE..TAP_BASE + self.ports.len()).contains(&t) => {
+                        let i = t - TAP_BASE;
+                        if event.is_readable() || event.is_error() || event.is_read_closed() {
+                            self.ports[i].rx_pending = true;
+                        }
+                        if event.is_writable() {
+                            self.flush_port(i, now);
+                        }
+                    }
+                    Token(t) if (CONN_BASE..CONN_BASE + MAX_CONNS).contains(&t) => self.on_conn(t - CONN_BASE, now),
+                    Token(_) => {}
+                }
+            }
+
+            self.read_taps(now);
+            if self.app.poll_timeout().is_some_and(|t| t <= now) {
+                self.app.handle_timeout(now);
+            }
+            self.expire_conns(now);
+            self.drain_output(now);
+        }
+        Ok(())
+    }
+
+    /// How long `poll` may sleep: zero if a TAP has frames left, else until
+    /// the earliest deadline rounded up to whole milliseconds (mio's
+    /// resolution; waking late is harmless, early would spin), else forever.
+    fn poll_delay(&self, now: Instant) -> Option<std::time::Duration> {
+        if self.ports.iter().any(|p| p.rx_pending && !p.failed) {
+            return Some(std::time::Duration::ZERO);
+        }
+        let conn_deadline = self.conns.iter().flatten().map(|c| Instant::from_micros(c.deadline_us)).min();
+        let deadline = time::earliest(self.app.poll_timeout(), conn_deadline)?;
+        let us = deadline.saturating_since(now).as_micros();
+        Some(std::time::Duration::from_millis(us.div_ceil(1000)))
+    }
+
+    fn on_signals(&mut self, now: Instant) {
+        loop {
+            match self.signals.next() {
+                Ok(Some(Signal::Terminate(name))) => self.exit = Some(name),
+                Ok(Some(Signal::Reload)) => match self.reload(now) {
+                    Ok(msg) => log::info!("SIGHUP: {msg}"),
+                    Err(msg) => log::error!("SIGHUP: reload failed, keeping the running configuration:\n{msg}"),
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    log::error!("reading signals: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Re-read and parse the config file and hand it to the appliance.
+    fn reload(&mut self, now: Instant) -> Result<String, String> {
+        let cfg = load_config(&self.cfg_path).map_err(|e| e.to_string())?;
+        let old = self.app.config();
+        // The shell owns the TAPs: it cannot swap them under a running loop.
+        let taps = |c: &Config| c.interfaces.iter().map(|i| i.tap.clone()).collect::<Vec<_>>();
+        if taps(&cfg) != taps(old) {
+            return Err("the new configuration changes the TAP devices; restart to apply it".into());
+        }
+        let mut notes = String::new();
+        if cfg.control_socket != old.control_socket {
+            notes.push_str(&format!(
+                "\nnote: control_socket changed; still listening on {} until restart",
+                self.listener.path().display()
+            ));
+        }
+        if cfg.interfaces.iter().zip(&old.interfaces).any(|(n, o)| n.mtu != o.mtu) {
+            notes.push_str("\nnote: an interface MTU changed; TAP read sizes change on restart");
+        }
+        self.app.handle_command(Command::Reload(Box::new(cfg)), now).map_err(|e| e.to_string())?;
+        Ok(format!("reloaded {}{notes}", self.cfg_path.display()))
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let mut stream = match self.listener.sock.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // E.g. EMFILE. Pending clients wait for the next wakeup.
+                    log::warn!("control socket: accept failed: {e}");
+                    return;
+                }
+            };
+            let Some(slot) = self.conns.iter().position(Option::is_none) else {
+                log::warn!("control socket: more than {MAX_CONNS} clients at once; turning one away");
+                let _ = io::Write::write(&mut stream, b"error\ntoo many control connections; try again\n");
+                continue;
+            };
+            let token = Token(CONN_BASE + slot);
+            if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+                log::warn!("control socket: cannot register a client: {e}");
+                continue;
+            }
+            self.conns[slot] = Some(Conn::new(stream, (now + CONN_TIMEOUT).as_micros()));
+        }
+    }
+
+    fn on_conn(&mut self, slot: usize, now: Instant) {
+        let Some(mut conn) = self.conns[slot].take() else { return };
+        if !conn.replying() {
+            let reply = match conn.read_request() {
+                Ok(ReadOutcome::Pending) => {
+                    self.conns[slot] = Some(conn);
+                    return;
+                }
+                Ok(ReadOutcome::Closed) => return self.close(conn),
+                Err(e) => {
+                    log::debug!("control client: {e}");
+                    return self.close(conn);
+                }
+                Ok(ReadOutcome::Request(Err(e))) => Err(e),
+                Ok(ReadOutcome::Request(Ok(line))) => self.answer(&line, now),
+            };
+            conn.set_reply(reply);
+        }
+        match conn.write_reply() {
+            Ok(true) => self.close(conn),
+            Ok(false) => {
+                let token = Token(CONN_BASE + slot);
+                if let Err(e) = self.poll.registry().reregister(&mut conn.stream, token, Interest::WRITABLE) {
+                    log::debug!("control client: {e}");
+                    return self.close(conn);
+                }
+                self.conns[slot] = Some(conn);
+            }
+            Err(e) => {
+                log::debug!("control client: {e}");
+                self.close(conn)
+            }
+        }
+    }
+
+    fn answer(&mut self, line: &str, now: Instant) -> Result<String, String> {
+        log::debug!("control request: {line}");
+        match Request::parse(line)? {
+            Request::Show { what, json } => Ok(control::answer_show(&self.app, what, json, now)),
+            Request::Reload => {
+                let r = self.reload(now);
+                match &r {
+                    Ok(msg) => log::info!("control socket: {msg}"),
+                    Err(msg) => log::error!("control socket: reload failed, keeping the running configuration:\n{msg}"),
+                }
+                r
+            }
+        }
+    }
+
+    fn close(&mut self, mut conn: Conn) {
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        // Dropping the stream closes it; the client reads EOF after the reply.
+    }
+
+    fn expire_conns(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].as_ref().is_some_and(|c| c.deadline_us <= now.as_micros()) {
+                log::debug!("control client timed out");
+                let conn = self.conns[slot].take().expect("checked above");
+                self.close(conn);
+            }
+        }
+    }
+
+    /// Drain every TAP with pending frames, at most [`READS_PER_WAKEUP`] each.
+    fn read_taps(&mut self, now: Instant) {
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            if !port.rx_pending || port.failed {
+                continue;
+            }
+            for _ in 0..READS_PER_WAKEUP {
+                let mut buf = self.app.alloc_frame();
+                match port.tap.recv(buf.spare_mut(port.tap.read_len)) {
+                    Ok(0) => self.app.recycle(buf),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        self.app.handle_frame(IfIndex(i as u8), buf, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => self.app.recycle(buf),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.app.recycle(buf);
+                        port.rx_pending = false;
+                        break;
+                    }
+                    Err(e) => {
+                        // EBADFD and the like: the device is gone. Stop
+                        // polling it rather than spin on its error.
+                        self.app.recycle(buf);
+                        log::error!("TAP {}: read failed: {e}; no longer reading from it", port.tap.name());
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&port.tap.as_raw_fd()));
+                        port.failed = true;
+                        port.rx_pending = false;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_output(&mut self, now: Instant) {
+        while let Some(out) = self.app.poll_output() {
+            match out {
+                Output::Frame { port, buf } => self.send_frame(port, buf, now),
+                Output::Event(ev) => log_event(&ev),
+            }
+        }
+    }
+
+    fn send_frame(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+        let Some(p) = self.ports.get_mut(port.idx()) else {
+            log::error!("the appliance sent a frame to port {} of {}; dropped", port.idx(), self.ports.len());
+            return self.app.recycle(buf);
+        };
+        if !p.txq.is_empty() {
+            // Keep order: nothing overtakes the queue.
+            if p.txq.len() >= TX_QUEUE_MAX {
+                p.queue_drops.note(p.tap.name(), now, &format_args!("{TX_QUEUE_MAX} queued"));
+                self.app.recycle(buf);
+            } else {
+                p.txq.push_back(buf);
+            }
+            return;
+        }
+        match send(&p.tap, &buf) {
+            Ok(()) => self.app.recycle(buf),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                p.txq.push_back(buf);
+                if !p.want_write {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    match self.poll.registry().reregister(&mut SourceFd(&p.tap.as_raw_fd()), p.token, interest) {
+                        Ok(()) => p.want_write = true,
+                        Err(e) => log::error!("TAP {}: cannot wait for writability: {e}", p.tap.name()),
+                    }
+                }
+            }
+            Err(e) => {
+                p.tx_errors.note(p.tap.name(), now, &e);
+                self.app.recycle(buf);
+            }
+        }
+    }
+
+    /// The TAP became writable: send what is queued, in order.
+    fn flush_port(&mut self, i: usize, now: Instant) {
+        let p = &mut self.ports[i];
+        while let Some(buf) = p.txq.front() {
+            match send(&p.tap, buf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => p.tx_errors.note(p.tap.name(), now, &e),
+            }
+            let buf = p.txq.pop_front().expect("front exists");
+            self.app.recycle(buf);
+        }
+        if p.want_write {
+            let reg = self.poll.registry();
+            match reg.reregister(&mut SourceFd(&p.tap.as_raw_fd()), p.token, Interest::READABLE) {
+                Ok(()) => p.want_write = false,
+                Err(e) => log::error!("TAP {}: cannot drop write interest: {e}", p.tap.name()),
+            }
+        }
+    }
+}
+
+/// One write(2) of a whole frame, retried on `EINTR`.
+fn send(tap: &Tap, buf: &FrameBuf) -> io::Result<()> {
+    loop {
+        match tap.send(buf.as_ref()) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::Reloaded => log::info!("configuration reloaded"),
+        Event::AddressConflict { iface, ip, mac } => {
+            log::warn!("address conflict on {iface}: {mac} also claims {ip}; check for a duplicate address")
+        }
+    }
+}
