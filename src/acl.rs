@@ -86,6 +86,8 @@ mod tests {
             address: addr.parse().unwrap(),
             security_level: lvl,
             mtu: 1500,
+            standby_address: None,
+            monitor: true,
         };
         Config {
             hostname: "t".into(),
@@ -97,6 +99,7 @@ mod tests {
             nat: vec![],
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            failover: None,
         }
     }
 

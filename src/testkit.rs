@@ -31,6 +31,8 @@ fn iface(name: &str, mac: [u8; 6], addr: &str, level: u8) -> InterfaceCfg {
         address: addr.parse().unwrap(),
         security_level: level,
         mtu: 1500,
+        standby_address: None,
+        monitor: true,
     }
 }
 
@@ -84,6 +86,7 @@ pub fn lab_config() -> Config {
         ],
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        failover: None,
     }
 }
 

@@ -451,6 +451,7 @@ impl Checker<'_> {
             nat,
             timeouts,
             limits,
+            failover: None,
         }
     }
 
@@ -587,7 +588,16 @@ impl Checker<'_> {
             ifs.nets.push(address);
             ifs.cfgs.push(match (name, tap, mac, address, level, mtu) {
                 (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu)) if ok => {
-                    Some(InterfaceCfg { name, tap, mac, address, security_level: level as u8, mtu: mtu as u16 })
+                    Some(InterfaceCfg {
+                        name,
+                        tap,
+                        mac,
+                        address,
+                        security_level: level as u8,
+                        mtu: mtu as u16,
+                        standby_address: None,
+                        monitor: true,
+                    })
                 }
                 _ => None,
             });

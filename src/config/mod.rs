@@ -41,6 +41,48 @@ pub struct Config {
     pub nat: Vec<NatRule>,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    /// Active/standby pairing; `None` runs a single unit.
+    pub failover: Option<FailoverCfg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Primary,
+    Secondary,
+}
+
+/// Where the failover key comes from. The shell reads a `File` and hands
+/// the core an `Inline` key: the core never opens files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// A passphrase of 16+ characters, or 64 hex digits.
+    Inline(String),
+    /// Path of a file holding such a key (surrounding whitespace ignored).
+    File(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailoverCfg {
+    pub unit: Unit,
+    /// Host network interface of the failover link (e.g. "fo0").
+    pub interface: String,
+    pub local: Ipv4Addr,
+    pub peer: Ipv4Addr,
+    /// UDP port of the unicast delta stream.
+    pub port: u16,
+    pub hello_group: Ipv4Addr,
+    pub hello_port: u16,
+    pub key: KeySource,
+    /// Hello interval on the failover link.
+    pub poll: Duration,
+    /// Peer declared dead after this long without a hello on any path.
+    pub hold: Duration,
+    /// Hello interval and hold time on monitored data interfaces.
+    pub interface_poll: Duration,
+    pub interface_hold: Duration,
+    /// Take the active role back after this delay when this unit is the
+    /// primary and healthy; `None` means never (the default).
+    pub preempt: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +93,10 @@ pub struct InterfaceCfg {
     pub address: Ipv4Net,
     pub security_level: u8,
     pub mtu: u16,
+    /// The standby unit's address on this interface (failover only).
+    pub standby_address: Option<Ipv4Addr>,
+    /// Whether a failure of this interface triggers failover (default true).
+    pub monitor: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
