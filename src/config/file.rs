@@ -1231,6 +1231,8 @@ security_level = 0
                 address: net("192.168.10.1/24"),
                 security_level: 100,
                 mtu: 1500,
+                standby_address: None,
+                monitor: true,
             }
         );
         assert_eq!(c.interfaces[1].tap, "tw-outside");

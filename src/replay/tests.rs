@@ -16,6 +16,8 @@ fn lab_config() -> Config {
         address: addr.parse().unwrap(),
         security_level: level,
         mtu: 1500,
+        standby_address: None,
+        monitor: true,
     };
     Config {
         hostname: "fw".into(),
@@ -34,6 +36,7 @@ fn lab_config() -> Config {
         nat: vec![NatRule::DynamicPat { inside: IfIndex(0), outside: IfIndex(1), address: None }],
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        failover: None,
     }
 }
 
