@@ -358,6 +358,7 @@ mod tests {
             nat: vec![],
             timeouts: Default::default(),
             limits: Default::default(),
+            failover: None,
         };
         assert_eq!(summary(Path::new("a.toml"), &cfg), "a.toml: ok, 0 interfaces, 0 routes, 0 ACLs, 0 NAT rules");
     }
