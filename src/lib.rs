@@ -10,6 +10,7 @@ pub mod control;
 pub mod drop;
 pub mod entropy;
 pub mod frame;
+pub mod ha;
 pub mod show;
 pub mod stats;
 pub mod time;
