@@ -8,7 +8,8 @@
 //! | file         | holds                                                          |
 //! |--------------|----------------------------------------------------------------|
 //! | [`crypto`]   | failover key parsing, HKDF key schedule, AEAD seal/open, replay window |
-//! | [`wire`]     | datagram header, typed sections and records, hello payload    |
+//! | [`wire`]     | datagram header, typed sections and records                    |
+//! | [`hello`]    | the hello payload (role, health, epochs, stream progress)      |
 //! | [`datagram`] | header + sealed body: the only place wire meets crypto         |
 //! | [`table`]    | the `ReplicatedTable` plug-in trait and pure merge guards      |
 //! | [`outbox`]   | pfsync-style coalescing queue of dirty ids                     |
@@ -20,6 +21,7 @@
 
 pub mod crypto;
 pub mod datagram;
+pub mod hello;
 pub mod outbox;
 pub mod role;
 pub mod stream;
