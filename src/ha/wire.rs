@@ -578,6 +578,23 @@ impl<'a> BodyWriter<'a> {
         version: u32,
         encode: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), PushError> {
+        self.push_versioned(table_kind, op, id, |b| {
+            encode(b);
+            Some(version)
+        })
+        .map(|_| ())
+    }
+
+    /// Like [`BodyWriter::push_with`], but `encode` also returns the
+    /// record's version, or `None` when there is nothing to send (the entry
+    /// is gone): then nothing is written and the result is `Ok(false)`.
+    pub fn push_versioned(
+        &mut self,
+        table_kind: u16,
+        op: Op,
+        id: u64,
+        encode: impl FnOnce(&mut Vec<u8>) -> Option<u32>,
+    ) -> Result<bool, PushError> {
         let mark = self.buf.len();
         let saved = self.section;
         let reuse = matches!(self.section, Some((_, k, n)) if k == table_kind && n < u16::MAX);
@@ -589,10 +606,13 @@ impl<'a> BodyWriter<'a> {
         let rec = self.buf.len();
         self.buf.push(op as u8);
         self.buf.extend_from_slice(&id.to_be_bytes());
-        self.buf.extend_from_slice(&version.to_be_bytes());
-        self.buf.extend_from_slice(&[0, 0]);
+        self.buf.extend_from_slice(&[0; 6]); // version and len, patched below
         let data = self.buf.len();
-        encode(self.buf);
+        let Some(version) = encode(self.buf) else {
+            self.buf.truncate(mark);
+            self.section = saved;
+            return Ok(false);
+        };
         let len = self.buf.len() - data;
         if len > usize::from(u16::MAX) || self.buf.len() > self.limit {
             self.buf.truncate(mark);
@@ -600,6 +620,7 @@ impl<'a> BodyWriter<'a> {
             let empty_datagram = self.records == 0;
             return Err(if len > usize::from(u16::MAX) || empty_datagram { PushError::TooLarge } else { PushError::Full });
         }
+        self.buf[rec + record_field::VERSION.start..rec + record_field::VERSION.end].copy_from_slice(&version.to_be_bytes());
         self.buf[rec + record_field::LEN.start..rec + record_field::LEN.end].copy_from_slice(&(len as u16).to_be_bytes());
         if let Some((at, kind, n)) = self.section {
             let n = n + 1;
@@ -609,7 +630,7 @@ impl<'a> BodyWriter<'a> {
             self.buf[at + section_field::LEN.start..at + section_field::LEN.end].copy_from_slice(&sec_len.to_be_bytes());
         }
         self.records += 1;
-        Ok(())
+        Ok(true)
     }
 }
 
