@@ -42,7 +42,7 @@
 //! the last [`RETIRED_EPOCHS`] retired epochs are refused. A recording made
 //! before this unit booted cannot be told from a fresh restart by the AEAD
 //! alone; that freshness comes from the hello, which echoes the epoch it last
-//! saw from its peer (`peer_epoch_seen` in [`super::wire::HelloRepr`]): a peer
+//! saw from its peer (`peer_epoch_seen` in [`super::hello::HelloRepr`]): a peer
 //! only counts as alive once it echoes our own, newly drawn epoch.
 
 use std::fmt;
@@ -391,10 +391,8 @@ impl Opener {
             _ => true,
         };
         let (header, rest) = buf.split_at_mut(header_len);
-        let plain = self
-            .key
-            .open_in_place(nonce_for(counter), Aad::from(&*header), rest)
-            .map_err(|_| OpenError::BadTag)?;
+        let plain =
+            self.key.open_in_place(nonce_for(counter), Aad::from(&*header), rest).map_err(|_| OpenError::BadTag)?;
         if new_epoch {
             if let Some(old) = self.epoch.replace(epoch) {
                 if self.retired.len() == RETIRED_EPOCHS {
@@ -410,7 +408,8 @@ impl Opener {
 }
 
 const WINDOW_WORDS: usize = (REPLAY_WINDOW as usize / 64) + 1;
-const WINDOW_BITS: u64 = WINDOW_WORDS as u64 * 64;
+// One spare word: the word holding `top` is only partly inside the window.
+const _: () = assert!(WINDOW_WORDS as u64 * 64 >= REPLAY_WINDOW + 64);
 
 /// Sliding anti-replay window (RFC 6479 style bitmap ring): accepts each
 /// counter at most once, and none more than [`REPLAY_WINDOW`] - 1 below the
@@ -470,7 +469,6 @@ impl ReplayWindow {
         }
         let (w, bit) = Self::slot(c);
         self.bits[w] |= bit;
-        debug_assert!(WINDOW_BITS >= REPLAY_WINDOW + 64);
     }
 }
 
@@ -551,7 +549,7 @@ mod tests {
         let ctr = counter_of(&d);
         let cases = [
             other.opener(Unit::Secondary, Channel::Delta),
-            k.opener(Unit::Primary, Channel::Delta), // reflected back to sender
+            k.opener(Unit::Primary, Channel::Delta),   // reflected back to sender
             k.opener(Unit::Secondary, Channel::Hello), // other channel
         ];
         for mut o in cases {

@@ -153,14 +153,20 @@ mod tests {
         let mut o = k.opener(Unit::Primary, Channel::Hello);
         // Own datagram looped back.
         let mut mine = k.opener(Unit::Secondary, Channel::Hello);
-        assert_eq!(open(&mut mine, Channel::Hello, Unit::Secondary, k.key_id(), &mut out.clone()).unwrap_err(), RxDrop::FromSelf);
+        assert_eq!(
+            open(&mut mine, Channel::Hello, Unit::Secondary, k.key_id(), &mut out.clone()).unwrap_err(),
+            RxDrop::FromSelf
+        );
         // Different key id.
         let e = open(&mut o, Channel::Hello, Unit::Primary, 1, &mut out.clone()).unwrap_err();
         assert_eq!(e, RxDrop::KeyMismatch { ours: 1, theirs: k.key_id() });
         assert_eq!(e.name(), "ha-key-mismatch");
         // Wrong opener for the kind.
         let mut od = k.opener(Unit::Primary, Channel::Delta);
-        assert_eq!(open(&mut od, Channel::Delta, Unit::Primary, k.key_id(), &mut out.clone()).unwrap_err(), RxDrop::WrongChannel);
+        assert_eq!(
+            open(&mut od, Channel::Delta, Unit::Primary, k.key_id(), &mut out.clone()).unwrap_err(),
+            RxDrop::WrongChannel
+        );
         // Good, then replayed.
         let mut buf = out.clone();
         let (_, opened) = open(&mut o, Channel::Hello, Unit::Primary, k.key_id(), &mut buf).unwrap();
@@ -168,6 +174,9 @@ mod tests {
         let e = open(&mut o, Channel::Hello, Unit::Primary, k.key_id(), &mut out.clone()).unwrap_err();
         assert_eq!(e, RxDrop::Crypto(OpenError::Replay));
         // Garbage.
-        assert_eq!(open(&mut o, Channel::Hello, Unit::Primary, 0, &mut [0u8; 3]).unwrap_err(), RxDrop::Wire(WireError::Truncated));
+        assert_eq!(
+            open(&mut o, Channel::Hello, Unit::Primary, 0, &mut [0u8; 3]).unwrap_err(),
+            RxDrop::Wire(WireError::Truncated)
+        );
     }
 }

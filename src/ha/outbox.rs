@@ -141,7 +141,8 @@ impl Outbox {
 
     /// Should a datagram be built now?
     pub fn flush_due(&self, now: Instant) -> bool {
-        !self.slots.is_empty() && (self.slots.len() >= self.max_updates || self.poll_timeout().is_some_and(|t| now >= t))
+        !self.slots.is_empty()
+            && (self.slots.len() >= self.max_updates || self.poll_timeout().is_some_and(|t| now >= t))
     }
 
     /// When the oldest pending change must go out.
@@ -152,7 +153,11 @@ impl Outbox {
     /// Move pending slots, oldest first, into `w` until it is full or the
     /// outbox is empty. `table_for(kind)` finds a table. Returns records
     /// written.
-    pub fn fill<'t>(&mut self, w: &mut BodyWriter<'_>, table_for: impl Fn(u16) -> Option<&'t dyn ReplicatedTable>) -> usize {
+    pub fn fill<'t>(
+        &mut self,
+        w: &mut BodyWriter<'_>,
+        table_for: impl Fn(u16) -> Option<&'t dyn ReplicatedTable>,
+    ) -> usize {
         let mut written = 0;
         while let Some(&key) = self.order.front() {
             let Some(&op) = self.slots.get(&key) else {
@@ -208,7 +213,9 @@ mod tests {
 
     fn records(buf: &[u8]) -> Vec<(u8, u64, u32)> {
         Sections::new(buf)
-            .flat_map(|s| s.unwrap().records().map(|r| r.unwrap()).map(|r| (r.op_raw, r.id, r.version)).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.unwrap().records().map(|r| r.unwrap()).map(|r| (r.op_raw, r.id, r.version)).collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -239,7 +246,7 @@ mod tests {
         assert_eq!(ob.counters().coalesced, 48);
         let mut buf = Vec::new();
         let mut w = BodyWriter::new(&mut buf, 1000);
-        assert_eq!(ob.fill(&mut w, &|k| (k == K).then_some(&t as &dyn ReplicatedTable)), 1);
+        assert_eq!(ob.fill(&mut w, |k| (k == K).then_some(&t as &dyn ReplicatedTable)), 1);
         assert_eq!(records(&buf), vec![(Op::Insert as u8, 1, 49)]);
         assert!(ob.is_empty() && ob.poll_timeout().is_none());
     }
@@ -257,7 +264,7 @@ mod tests {
         assert_eq!(ob.counters().cancelled, 1);
         let mut buf = Vec::new();
         let mut w = BodyWriter::new(&mut buf, 1000);
-        ob.fill(&mut w, &|_| Some(&t as &dyn ReplicatedTable));
+        ob.fill(&mut w, |_| Some(&t as &dyn ReplicatedTable));
         assert_eq!(records(&buf), vec![(Op::Delete as u8, 1, 0)]);
     }
 
@@ -291,7 +298,7 @@ mod tests {
             let mut buf = Vec::new();
             let limit = max_body(DEFAULT_MAX_DATAGRAM);
             let mut w = BodyWriter::new(&mut buf, limit);
-            let n = ob.fill(&mut w, &|_| Some(&t as &dyn ReplicatedTable));
+            let n = ob.fill(&mut w, |_| Some(&t as &dyn ReplicatedTable));
             assert!(n > 0 && buf.len() <= limit);
             for (_, id, _) in records(&buf) {
                 assert!(last_id.is_none_or(|l| id > l), "oldest first");
@@ -322,6 +329,6 @@ mod tests {
         assert!(ob.order.len() <= 2 * ob.len() + 65);
         let mut buf = Vec::new();
         let mut w = BodyWriter::new(&mut buf, 10_000);
-        assert_eq!(ob.fill(&mut w, &|_| Some(&t as &dyn ReplicatedTable)), 10);
+        assert_eq!(ob.fill(&mut w, |_| Some(&t as &dyn ReplicatedTable)), 10);
     }
 }

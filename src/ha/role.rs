@@ -284,7 +284,9 @@ impl RoleFsm {
             (Negotiating, PeerHelloNegotiating) if primary => {
                 Go(Active, "both units starting: the primary becomes active", Some(Takeover::Alone))
             }
-            (Negotiating, PeerHelloNegotiating) => Go(StandbyCold, "both units starting: the primary becomes active", None),
+            (Negotiating, PeerHelloNegotiating) => {
+                Go(StandbyCold, "both units starting: the primary becomes active", None)
+            }
             (Negotiating, PeerHelloActive { .. }) => Go(StandbyCold, "peer is active", None),
             (Negotiating, PeerHelloStandby { .. }) => Stay, // it takes over once it hears us negotiating
             (Negotiating, PeerHelloFailed) => Go(Active, "peer reports failed", Some(Takeover::Alone)),
@@ -296,22 +298,32 @@ impl RoleFsm {
             }
             (Negotiating, ManualStandby { .. }) => Go(StandbyCold, "operator: failover standby", None),
             (Negotiating, LocalInterfaceRecovered) => Stay,
-            (Negotiating, BulkDone | ResyncStarted | PreemptTimer) => Refuse("no bulk sync or preemption while negotiating"),
+            (Negotiating, BulkDone | ResyncStarted | PreemptTimer) => {
+                Refuse("no bulk sync or preemption while negotiating")
+            }
 
             (StandbyCold, PeerHelloActive { .. }) => Stay,
-            (StandbyCold, PeerHelloStandby { hot: false, .. }) if primary => {
-                Go(Active, "no active and neither unit has the full state: primary takes over with what it has", Some(Takeover::Partial))
-            }
+            (StandbyCold, PeerHelloStandby { hot: false, .. }) if primary => Go(
+                Active,
+                "no active and neither unit has the full state: primary takes over with what it has",
+                Some(Takeover::Partial),
+            ),
             (StandbyCold, PeerHelloStandby { .. }) => Stay,
-            (StandbyCold, PeerHelloNegotiating) => {
-                Go(Active, "active restarted before bulk sync finished: taking over with what we have", Some(Takeover::Partial))
-            }
-            (StandbyCold, PeerHelloFailed) => {
-                Go(Active, "peer failed before bulk sync finished: taking over with what we have", Some(Takeover::Partial))
-            }
-            (StandbyCold, PeerDead) => {
-                Go(Active, "peer gone before bulk sync finished: taking over with what we have", Some(Takeover::Partial))
-            }
+            (StandbyCold, PeerHelloNegotiating) => Go(
+                Active,
+                "active restarted before bulk sync finished: taking over with what we have",
+                Some(Takeover::Partial),
+            ),
+            (StandbyCold, PeerHelloFailed) => Go(
+                Active,
+                "peer failed before bulk sync finished: taking over with what we have",
+                Some(Takeover::Partial),
+            ),
+            (StandbyCold, PeerDead) => Go(
+                Active,
+                "peer gone before bulk sync finished: taking over with what we have",
+                Some(Takeover::Partial),
+            ),
             (StandbyCold, BulkDone) => Go(StandbyHot, "bulk sync done", None),
             (StandbyCold, ResyncStarted | ManualStandby { .. } | LocalInterfaceRecovered) => Stay,
             (StandbyCold, ManualActive) => Refuse("bulk sync not finished while the active lives"),
@@ -335,7 +347,9 @@ impl RoleFsm {
             (StandbyHot, PeerHelloStandby { .. }) => Stay,
             (StandbyHot, PeerHelloNegotiating) => Go(Active, "active restarted", Some(Takeover::Complete)),
             (StandbyHot, PeerHelloFailed) => Go(Active, "peer failed", Some(Takeover::Complete)),
-            (StandbyHot, PeerDead) => Go(Active, "peer dead (hold time expired on every path)", Some(Takeover::Complete)),
+            (StandbyHot, PeerDead) => {
+                Go(Active, "peer dead (hold time expired on every path)", Some(Takeover::Complete))
+            }
             (StandbyHot, ResyncStarted) => Go(StandbyCold, "delta stream resync: state incomplete", None),
             (StandbyHot, ManualActive) => {
                 self.claiming = true;
@@ -644,7 +658,7 @@ mod tests {
             let (mut p, mut s) = started_pair();
             p.preempt = seed % 2 == 0;
             for _ in 0..60 {
-                let pick_p = rng.next_u64() % 2 == 0;
+                let pick_p = rng.next_u64().is_multiple_of(2);
                 let peer_hot = if pick_p { s.state() == StandbyHot } else { p.state() == StandbyHot };
                 let u = if pick_p { &mut p } else { &mut s };
                 let ev = match rng.next_u64() % 7 {

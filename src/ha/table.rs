@@ -301,7 +301,13 @@ pub(crate) mod test_table {
                         // pfsync: refuse the whole update, keep ours.
                         return Merge::StaleIgnored;
                     }
-                    *ours = Conn { version, tcp, win, bytes: merge_counter(ours.bytes, theirs.bytes), expires: theirs.expires };
+                    *ours = Conn {
+                        version,
+                        tcp,
+                        win,
+                        bytes: merge_counter(ours.bytes, theirs.bytes),
+                        expires: theirs.expires,
+                    };
                     Merge::Applied
                 }
                 Plan::Remove => {
@@ -437,7 +443,8 @@ mod tests {
         assert_eq!(rep.stale, 1);
         // Delete and request.
         let mut rep = ApplyReport::default();
-        apply_body(&body_of(&active, &[(Op::Delete, 1), (Op::Request, 9)]), &mut [&mut standby], now, &mut rep).unwrap();
+        apply_body(&body_of(&active, &[(Op::Delete, 1), (Op::Request, 9)]), &mut [&mut standby], now, &mut rep)
+            .unwrap();
         assert!(standby.map.is_empty());
         assert_eq!(rep.requested, vec![(7, 9)]);
     }

@@ -120,8 +120,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] =
-        [Kind::Hello, Kind::Delta, Kind::Ack, Kind::Nack, Kind::BulkRequest, Kind::BulkStart, Kind::BulkEnd, Kind::Resync];
+    pub const ALL: [Kind; 8] = [
+        Kind::Hello,
+        Kind::Delta,
+        Kind::Ack,
+        Kind::Nack,
+        Kind::BulkRequest,
+        Kind::BulkStart,
+        Kind::BulkEnd,
+        Kind::Resync,
+    ];
 
     pub fn from_u8(v: u8) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| *k as u8 == v)
@@ -618,16 +626,23 @@ impl<'a> BodyWriter<'a> {
             self.buf.truncate(mark);
             self.section = saved;
             let empty_datagram = self.records == 0;
-            return Err(if len > usize::from(u16::MAX) || empty_datagram { PushError::TooLarge } else { PushError::Full });
+            return Err(if len > usize::from(u16::MAX) || empty_datagram {
+                PushError::TooLarge
+            } else {
+                PushError::Full
+            });
         }
-        self.buf[rec + record_field::VERSION.start..rec + record_field::VERSION.end].copy_from_slice(&version.to_be_bytes());
-        self.buf[rec + record_field::LEN.start..rec + record_field::LEN.end].copy_from_slice(&(len as u16).to_be_bytes());
+        self.buf[rec + record_field::VERSION.start..rec + record_field::VERSION.end]
+            .copy_from_slice(&version.to_be_bytes());
+        self.buf[rec + record_field::LEN.start..rec + record_field::LEN.end]
+            .copy_from_slice(&(len as u16).to_be_bytes());
         if let Some((at, kind, n)) = self.section {
             let n = n + 1;
             self.section = Some((at, kind, n));
             let sec_len = (self.buf.len() - at - SECTION_HEADER_LEN) as u32;
             self.buf[at + section_field::COUNT.start..at + section_field::COUNT.end].copy_from_slice(&n.to_be_bytes());
-            self.buf[at + section_field::LEN.start..at + section_field::LEN.end].copy_from_slice(&sec_len.to_be_bytes());
+            self.buf[at + section_field::LEN.start..at + section_field::LEN.end]
+                .copy_from_slice(&sec_len.to_be_bytes());
         }
         self.records += 1;
         Ok(true)
@@ -674,7 +689,7 @@ mod tests {
 
     #[test]
     fn test_construct() {
-        let mut buf = vec![0xffu8; HEADER_LEN];
+        let mut buf = [0xffu8; HEADER_LEN];
         repr().emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(&buf[..], &HEADER[..]);
         let mut v = Vec::new();
@@ -796,7 +811,7 @@ mod tests {
         assert!(len <= limit && len + RECORD_HEADER_LEN + 40 > limit - SECTION_HEADER_LEN);
         assert_eq!(buf.len(), len);
         let total: usize =
-            Sections::new(&buf).map(|s| s.unwrap().records().map(|r| r.unwrap()).count()).sum();
+            Sections::new(&buf).map(|s| s.unwrap().records().inspect(|r| assert!(r.is_ok())).count()).sum();
         assert_eq!(total as u64, n);
         // A record that can never fit an empty datagram, and one over 64 KiB.
         let mut buf = Vec::new();

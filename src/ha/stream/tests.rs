@@ -86,7 +86,8 @@ fn acks_are_windowed() {
 
 #[test]
 fn sender_retransmits_on_timer_with_backoff_and_on_nack() {
-    let cfg = StreamConfig { rto: Duration::from_millis(10), max_rto: Duration::from_millis(25), ..StreamConfig::default() };
+    let cfg =
+        StreamConfig { rto: Duration::from_millis(10), max_rto: Duration::from_millis(25), ..StreamConfig::default() };
     let mut s = Stream::new(cfg, u32::MAX - 1, 0); // seqs wrap
     for b in [b"a", b"b", b"c"] {
         s.send(Kind::Delta, b.to_vec(), t(0));
@@ -104,7 +105,10 @@ fn sender_retransmits_on_timer_with_backoff_and_on_nack() {
     assert_eq!(s.poll_timeout(), Some(t(55)), "capped at max_rto");
     // NACK one; a NACK for what was never sent is stale.
     s.handle_datagram(Kind::Nack, u32::MAX, 0, &[], t(31));
-    assert_eq!(drain_tx(&mut s).iter().map(|x| (x.2, x.4.clone())).collect::<Vec<_>>(), vec![(u32::MAX, b"b".to_vec())]);
+    assert_eq!(
+        drain_tx(&mut s).iter().map(|x| (x.2, x.4.clone())).collect::<Vec<_>>(),
+        vec![(u32::MAX, b"b".to_vec())]
+    );
     s.handle_datagram(Kind::Nack, 5, 6, &[], t(31));
     assert_eq!(s.counters().stale_nacks, 1);
     // Cumulative ack.
@@ -185,7 +189,15 @@ struct Link {
 
 impl Link {
     fn new(seed: u64, loss_pm: u64, dup_pm: u64) -> Self {
-        Link { rng: SeededRng::new(seed), loss_pm, dup_pm, delay_us: 300, jitter_us: 700, partitioned: false, inflight: Vec::new() }
+        Link {
+            rng: SeededRng::new(seed),
+            loss_pm,
+            dup_pm,
+            delay_us: 300,
+            jitter_us: 700,
+            partitioned: false,
+            inflight: Vec::new(),
+        }
     }
 
     fn chance(&mut self, pm: u64) -> bool {
@@ -243,14 +255,28 @@ struct Run {
 /// Drive a sender and a receiver over `link`; the sender application
 /// queues payloads 0..n (one per 100 µs while the queue has room) after a
 /// local resync. `partition` = (from, to) in ms of simulated time.
-fn run(link: &mut Link, cfg: StreamConfig, n: u32, partition: Option<(u64, u64)>, limit_ms: u64, respect_space: bool) -> Run {
+fn run(
+    link: &mut Link,
+    cfg: StreamConfig,
+    n: u32,
+    partition: Option<(u64, u64)>,
+    limit_ms: u64,
+    respect_space: bool,
+) -> Run {
     let mut sender = Stream::new(cfg, link.rng.next_u64() as u32, 0);
     let mut receiver = Stream::new(cfg, 0, link.rng.next_u64() as u32);
     let mut now = Instant::ZERO;
     sender.start_resync(ResyncCause::Local, now);
     let mut next_payload = 0u32;
     let mut next_send = now;
-    let mut out = Run { delivered: Vec::new(), events: Vec::new(), sender: Stream::new(cfg, 0, 0), receiver: Stream::new(cfg, 0, 0), iterations: 0, end: Instant::ZERO };
+    let mut out = Run {
+        delivered: Vec::new(),
+        events: Vec::new(),
+        sender: Stream::new(cfg, 0, 0),
+        receiver: Stream::new(cfg, 0, 0),
+        iterations: 0,
+        end: Instant::ZERO,
+    };
     let mut iterations = 0u64;
     while now < t(limit_ms) {
         iterations += 1;
@@ -313,11 +339,13 @@ fn lossy_link_delivers_everything_once_in_order() {
         let r = run(&mut link, cfg, 2000, None, 60_000, true);
         assert_eq!(r.events, vec![StreamEvent::BulkNeeded(ResyncCause::Local)], "seed {seed}");
         assert_eq!(r.delivered.first(), Some(&(Kind::Resync, vec![])), "seed {seed}");
-        let payloads: Vec<u32> =
-            r.delivered[1..].iter().map(|(k, b)| {
+        let payloads: Vec<u32> = r.delivered[1..]
+            .iter()
+            .map(|(k, b)| {
                 assert_eq!(*k, Kind::Delta);
                 u32::from_be_bytes(b[..4].try_into().unwrap())
-            }).collect();
+            })
+            .collect();
         assert_eq!(payloads, (0..2000).collect::<Vec<_>>(), "seed {seed}");
         assert_eq!(r.sender.unacked(), 0, "seed {seed}: everything acknowledged");
         let c = r.receiver.counters();
@@ -335,7 +363,8 @@ fn partition_longer_than_the_queue_forces_a_resync() {
         assert!(r.events.contains(&StreamEvent::BulkNeeded(ResyncCause::QueueOverflow)), "seed {seed}: {:?}", r.events);
         // After the last resync the receiver got every later payload once, in order.
         let last = r.delivered.iter().rposition(|d| d.0 == Kind::Resync).unwrap();
-        let tail: Vec<u32> = r.delivered[last + 1..].iter().map(|(_, b)| u32::from_be_bytes(b[..4].try_into().unwrap())).collect();
+        let tail: Vec<u32> =
+            r.delivered[last + 1..].iter().map(|(_, b)| u32::from_be_bytes(b[..4].try_into().unwrap())).collect();
         assert!(!tail.is_empty(), "seed {seed}");
         let first = tail[0];
         assert_eq!(tail, (first..1000).collect::<Vec<_>>(), "seed {seed}");
@@ -350,5 +379,12 @@ fn print_counters_for_one_seed() {
     let cfg = StreamConfig { max_queue: 512, ..StreamConfig::default() };
     let mut link = Link::new(3, 200, 50);
     let r = run(&mut link, cfg, 2000, None, 60_000, true);
-    eprintln!("iter {} end {:?}\nsender {:?}\nreceiver {:?}\ndelivered {}", r.iterations, r.end, r.sender.counters(), r.receiver.counters(), r.delivered.len());
+    eprintln!(
+        "iter {} end {:?}\nsender {:?}\nreceiver {:?}\ndelivered {}",
+        r.iterations,
+        r.end,
+        r.sender.counters(),
+        r.receiver.counters(),
+        r.delivered.len()
+    );
 }
