@@ -14,6 +14,7 @@ pub mod drop;
 pub mod emit;
 pub mod entropy;
 pub mod frame;
+pub mod ha;
 pub mod nat;
 pub mod pdesc;
 pub mod replay;
