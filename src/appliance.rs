@@ -46,8 +46,26 @@ use crate::wire::{arp as arpw, be16, be32, ether, icmp};
 pub enum Output {
     /// Send this frame out of `port`.
     Frame { port: IfIndex, buf: FrameBuf },
+    /// Send this datagram on the failover link.
+    Sync { to: SyncDst, bytes: Vec<u8> },
     /// Tell the operator (the shell logs it).
     Event(Event),
+}
+
+/// Where a failover datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncDst {
+    /// The multicast hello group (`hello_group:hello_port`, TTL 255).
+    HelloGroup,
+    /// The peer's unicast delta port (`peer:port`).
+    Peer,
+}
+
+/// A role the operator asks for with `twinwall failover active|standby`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForceRole {
+    Active,
+    Standby,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +81,8 @@ pub enum Event {
 pub enum Command {
     /// Apply a new configuration; existing connections and NAT bindings stay.
     Reload(Box<Config>),
+    /// `twinwall failover active|standby`.
+    Failover(ForceRole),
 }
 
 /// A command that could not be applied.
@@ -70,6 +90,8 @@ pub enum Command {
 pub enum CommandError {
     /// The new configuration adds, removes, renames or re-homes interfaces; restart to apply it.
     InterfacesChanged,
+    /// This unit has no [failover] section.
+    NoFailover,
 }
 
 impl std::fmt::Display for CommandError {
@@ -79,6 +101,7 @@ impl std::fmt::Display for CommandError {
                 f,
                 "the new configuration adds, removes, renames or re-homes interfaces; restart twinwall to apply it"
             ),
+            CommandError::NoFailover => write!(f, "this unit has no [failover] section in its configuration"),
         }
     }
 }
@@ -695,6 +718,7 @@ impl Appliance {
 
     pub fn handle_command(&mut self, cmd: Command, _now: Instant) -> Result<(), CommandError> {
         match cmd {
+            Command::Failover(_) => Err(CommandError::NoFailover),
             Command::Reload(cfg) => {
                 let same = cfg.interfaces.len() == self.cfg.interfaces.len()
                     && cfg.interfaces.iter().zip(&self.cfg.interfaces).all(|(a, b)| a.name == b.name && a.tap == b.tap);
@@ -714,6 +738,13 @@ impl Appliance {
                 Ok(())
             }
         }
+    }
+
+    /// A datagram from the failover link (hello or delta). `ttl_ok` is
+    /// whether it arrived with IP TTL 255, i.e. from a directly connected
+    /// sender (RFC 5082); the shell checks it.
+    pub fn handle_sync(&mut self, bytes: &[u8], ttl_ok: bool, now: Instant) {
+        let _ = (bytes, ttl_ok, now);
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -754,6 +785,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
         }
     };
     match what {
+        ShowWhat::Failover => Report::Failover(show::FailoverReport::default()),
         ShowWhat::Conn => {
             let mut conns = Vec::new();
             for (_, c) in app.ct.iter().take(100_000) {

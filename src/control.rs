@@ -18,6 +18,8 @@ pub enum Request {
     },
     /// Re-read the config file; the shell does the reading.
     Reload,
+    /// `failover active` / `failover standby`.
+    Failover(crate::appliance::ForceRole),
 }
 
 impl Request {
@@ -32,6 +34,8 @@ impl Request {
                 Ok(Request::Show { what, json })
             }
             ["reload"] => Ok(Request::Reload),
+            ["failover", "active"] => Ok(Request::Failover(crate::appliance::ForceRole::Active)),
+            ["failover", "standby"] => Ok(Request::Failover(crate::appliance::ForceRole::Standby)),
             _ => Err(format!("unknown request `{line}`; try `show conn` or `reload`")),
         }
     }
@@ -42,6 +46,8 @@ impl Request {
                 format!("show {}{}", what.name(), if *json { " --json" } else { "" })
             }
             Request::Reload => "reload".into(),
+            Request::Failover(crate::appliance::ForceRole::Active) => "failover active".into(),
+            Request::Failover(crate::appliance::ForceRole::Standby) => "failover standby".into(),
         }
     }
 }

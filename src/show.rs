@@ -13,10 +13,11 @@ pub enum ShowWhat {
     Route,
     Interface,
     Counters,
+    Failover,
 }
 
 impl ShowWhat {
-    pub const NAMES: &'static [&'static str] = &["conn", "xlate", "arp", "route", "interface", "counters"];
+    pub const NAMES: &'static [&'static str] = &["conn", "xlate", "arp", "route", "interface", "counters", "failover"];
     pub fn parse(s: &str) -> Option<ShowWhat> {
         Some(match s {
             "conn" => ShowWhat::Conn,
@@ -25,6 +26,7 @@ impl ShowWhat {
             "route" => ShowWhat::Route,
             "interface" => ShowWhat::Interface,
             "counters" => ShowWhat::Counters,
+            "failover" => ShowWhat::Failover,
             _ => return None,
         })
     }
@@ -115,6 +117,56 @@ pub struct CountersReport {
     pub interfaces: std::collections::BTreeMap<String, crate::stats::IfCounters>,
 }
 
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct FailoverIface {
+    pub name: String,
+    pub monitored: bool,
+    /// "up", "down" or "unknown", for this unit and as the peer reports.
+    pub local: String,
+    pub peer: String,
+    pub last_peer_hello_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct FailoverTable {
+    pub name: String,
+    pub local: u64,
+    pub peer: u64,
+}
+
+/// Microseconds from the last hello heard to each takeover step.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct TakeoverBreakdown {
+    pub cause: String,
+    pub detect_us: u64,
+    pub applied_us: u64,
+    pub role_flip_us: u64,
+    pub garp_us: u64,
+    pub first_forward_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct FailoverReport {
+    pub configured: bool,
+    pub unit: String,
+    pub role: String,
+    pub peer_role: String,
+    pub last_peer_hello_ms: Option<u64>,
+    pub failover_link: String,
+    pub interfaces: Vec<FailoverIface>,
+    pub seq_sent: u32,
+    pub seq_acked: u32,
+    pub lag_records: u64,
+    pub lag_ms: u64,
+    pub bulk: String,
+    pub tables: Vec<FailoverTable>,
+    /// Connections a failover right now would lose: changes not yet acknowledged.
+    pub at_risk: u64,
+    pub last_takeover: Option<TakeoverBreakdown>,
+    pub counters: std::collections::BTreeMap<String, u64>,
+    pub history: Vec<String>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Report {
     Conn(ConnReport),
@@ -123,6 +175,7 @@ pub enum Report {
     Route(Vec<RouteLine>),
     Interface(Vec<InterfaceLine>),
     Counters(CountersReport),
+    Failover(FailoverReport),
 }
 
 impl Report {
@@ -134,6 +187,7 @@ impl Report {
             Report::Route(r) => serde_json::to_value(r),
             Report::Interface(r) => serde_json::to_value(r),
             Report::Counters(r) => serde_json::to_value(r),
+            Report::Failover(r) => serde_json::to_value(r),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -205,6 +259,7 @@ impl Report {
                     let _ = writeln!(s, "  {} packets dropped", c.drops);
                 }
             }
+            Report::Failover(r) => failover_text(&mut s, r),
             Report::Counters(r) => {
                 let _ = writeln!(s, "Drops:");
                 for (k, v) in &r.drops {
@@ -229,5 +284,57 @@ impl Report {
             }
         }
         s
+    }
+}
+
+fn failover_text(s: &mut String, r: &FailoverReport) {
+    if !r.configured {
+        let _ = writeln!(s, "Failover Off (no [failover] section)");
+        return;
+    }
+    let ago = |v: Option<u64>| v.map_or("never".to_string(), |ms| format!("{ms} ms ago"));
+    let _ = writeln!(s, "Failover On");
+    let _ = writeln!(s, "This host: {} - {}", r.unit, r.role);
+    let _ = writeln!(s, "Other host: {} (last hello {})", r.peer_role, ago(r.last_peer_hello_ms));
+    let _ = writeln!(s, "Failover link: {}", r.failover_link);
+    for i in &r.interfaces {
+        let _ = writeln!(
+            s,
+            "  Interface {} ({}): this host {}, other host {}, last hello {}",
+            i.name,
+            if i.monitored { "monitored" } else { "not monitored" },
+            i.local,
+            i.peer,
+            ago(i.last_peer_hello_ms)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Stateful replication: seq sent {}, acknowledged {}, lag {} records / {} ms, bulk sync {}",
+        r.seq_sent, r.seq_acked, r.lag_records, r.lag_ms, r.bulk
+    );
+    let _ = writeln!(s, "  a failover now would lose {} connection changes", r.at_risk);
+    for t in &r.tables {
+        let _ = writeln!(s, "  {:<12} this host {:>8}   other host {:>8}", t.name, t.local, t.peer);
+    }
+    if let Some(t) = &r.last_takeover {
+        let _ = writeln!(
+            s,
+            "Last takeover ({}): detected +{} us, state applied +{} us, role +{} us, GARP +{} us, first forward {}",
+            t.cause,
+            t.detect_us,
+            t.applied_us,
+            t.role_flip_us,
+            t.garp_us,
+            t.first_forward_us.map_or("-".into(), |u| format!("+{u} us"))
+        );
+    }
+    for (k, v) in &r.counters {
+        if *v > 0 {
+            let _ = writeln!(s, "  {k:<28} {v}");
+        }
+    }
+    for h in &r.history {
+        let _ = writeln!(s, "  {h}");
     }
 }

@@ -45,11 +45,7 @@ pub struct Config {
     pub failover: Option<FailoverCfg>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Unit {
-    Primary,
-    Secondary,
-}
+pub use crate::ha::Unit;
 
 /// Where the failover key comes from. The shell reads a `File` and hands
 /// the core an `Inline` key: the core never opens files.

@@ -206,6 +206,8 @@ impl Driver {
                     self.app.recycle(buf);
                 }
                 Output::Event(e) => self.events.push((self.now, e)),
+                // Replay runs one unit: there is no failover link to send on.
+                Output::Sync { .. } => {}
             }
         }
     }

@@ -391,6 +391,10 @@ impl Shell {
                 }
                 r
             }
+            Request::Failover(role) => {
+                let r = self.app.handle_command(twinwall::Command::Failover(role), now).map_err(|e| e.to_string());
+                r.map(|()| format!("failover {role:?} requested\n"))
+            }
         }
     }
 
@@ -449,6 +453,8 @@ impl Shell {
             match out {
                 Output::Frame { port, buf } => self.send_frame(port, buf, now),
                 Output::Event(ev) => log_event(&ev),
+                // TODO(failover): send on the failover link.
+                Output::Sync { .. } => {}
             }
         }
     }
