@@ -72,6 +72,12 @@ pub enum ForceRole {
 pub enum Event {
     /// A reload took effect.
     Reloaded,
+    /// This unit's failover role changed (with its cause, and the takeover
+    /// timing when it became active).
+    RoleChanged { from: &'static str, to: &'static str, cause: &'static str, detail: String },
+    /// Something about the failover pair the operator must fix or know:
+    /// wrong key, configuration drift, failover link down.
+    FailoverWarning(String),
     /// Another host answers ARP for one of our addresses.
     AddressConflict { iface: String, ip: std::net::Ipv4Addr, mac: Mac },
 }
@@ -92,6 +98,8 @@ pub enum CommandError {
     InterfacesChanged,
     /// This unit has no [failover] section.
     NoFailover,
+    /// The role machine refused: {0}
+    Refused(&'static str),
 }
 
 impl std::fmt::Display for CommandError {
@@ -102,6 +110,7 @@ impl std::fmt::Display for CommandError {
                 "the new configuration adds, removes, renames or re-homes interfaces; restart twinwall to apply it"
             ),
             CommandError::NoFailover => write!(f, "this unit has no [failover] section in its configuration"),
+            CommandError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -144,6 +153,7 @@ struct FragEntry {
 
 pub struct Appliance {
     cfg: Config,
+    ha: Option<Box<crate::failover::Ha>>,
     ports: Vec<Port>,
     routes: RouteTable,
     acl_hits: Vec<Vec<u64>>,
@@ -159,22 +169,37 @@ pub struct Appliance {
     icmp_refilled: Instant,
     next_tick: Instant,
     scratch: Vec<Pending>,
+    /// Connections the sweep removed, for replication (reused buffer).
+    gone: Vec<(u64, KeyV4)>,
+    /// A takeover happened and no frame has been forwarded since.
+    first_forward_pending: bool,
 }
 
 fn seed(rng: &mut dyn Entropy) -> [u64; 4] {
     [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()]
 }
 
-fn ports_of(cfg: &Config, nat: &Nat) -> Vec<Port> {
+/// The addresses and MACs a unit uses: the configured (virtual) ones when
+/// it is active or alone, the standby ones otherwise.
+fn ports_of(cfg: &Config, nat: &Nat, standby: bool) -> Vec<Port> {
     cfg.interfaces
         .iter()
         .enumerate()
-        .map(|(i, c)| Port {
-            mac: c.mac,
-            addr: c.address.addr.into(),
-            net: c.address,
-            mtu: c.mtu,
-            proxy: nat.proxy_arp_addrs(IfIndex(i as u8)),
+        .map(|(i, c)| match (standby, c.standby_address) {
+            (true, Some(sa)) => Port {
+                mac: crate::failover::standby_mac(c.mac),
+                addr: sa.into(),
+                net: c.address,
+                mtu: c.mtu,
+                proxy: Vec::new(),
+            },
+            _ => Port {
+                mac: c.mac,
+                addr: c.address.addr.into(),
+                net: c.address,
+                mtu: c.mtu,
+                proxy: nat.proxy_arp_addrs(IfIndex(i as u8)),
+            },
         })
         .collect()
 }
@@ -188,7 +213,20 @@ fn acl_hits_for(cfg: &Config) -> Vec<Vec<u64>> {
 }
 
 impl Appliance {
-    pub fn new(cfg: Config, now: Instant, mut rng: Box<dyn Entropy>) -> Self {
+    /// A unit with `cfg`. Panics on an unusable failover key: use
+    /// [`Appliance::try_new`] where the key comes from outside.
+    pub fn new(cfg: Config, now: Instant, rng: Box<dyn Entropy>) -> Self {
+        match Self::try_new(cfg, now, rng) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub fn try_new(cfg: Config, now: Instant, mut rng: Box<dyn Entropy>) -> Result<Self, crate::failover::HaError> {
+        let ha = match &cfg.failover {
+            Some(fo) => Some(Box::new(crate::failover::Ha::new(&cfg, fo, rng.as_mut(), now)?)),
+            None => None,
+        };
         let nat = Nat::new(&cfg.nat, if_addrs(&cfg));
         let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
         let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
@@ -197,7 +235,8 @@ impl Appliance {
             ahash::RandomState::with_seeds(s[0], s[1], s[2], s[3])
         });
         let mut app = Appliance {
-            ports: ports_of(&cfg, &nat),
+            ports: ports_of(&cfg, &nat, ha.is_some()),
+            ha,
             routes: RouteTable::from_config(&cfg),
             acl_hits: acl_hits_for(&cfg),
             counters: Counters::new(cfg.interfaces.len()),
@@ -213,9 +252,11 @@ impl Appliance {
             icmp_refilled: now,
             next_tick: now + TICK,
             scratch: Vec::new(),
+            gone: Vec::new(),
+            first_forward_pending: false,
         };
         app.announce();
-        app
+        Ok(app)
     }
 
     pub fn config(&self) -> &Config {
@@ -280,7 +321,15 @@ impl Appliance {
         if dst != self.ports[port.idx()].mac.0 && dst[0] & 1 == 0 {
             return self.drop_frame(port, buf, DropReason::NotForUs);
         }
+        if let Some(ha) = self.ha.as_mut() {
+            ha.last_rx[port.idx()] = Some(now);
+        }
         match be16(f, ether::TYPE) {
+            crate::failover::HELLO_ETHERTYPE if self.ha.is_some() => {
+                self.ha_receive(&buf.as_ref()[ether::HEADER_LEN..], crate::failover::Path::Data(port.0), now);
+                self.pool.put(buf);
+            }
+            ether::TYPE_IPV4 if !self.forwarding() => self.standby_ip_input(port, buf),
             ether::TYPE_IPV4 => self.ip_input(port, buf, now),
             ether::TYPE_ARP => self.arp_input(port, buf, now),
             ether::TYPE_VLAN | ether::TYPE_QINQ => self.drop_frame(port, buf, DropReason::Vlan),
@@ -318,6 +367,7 @@ impl Appliance {
             let created = self.arp.learn(spa, sha, port, now, for_us);
             if created {
                 self.counters.events.arp_learned += 1;
+                self.ha_mark(crate::failover::arp_sync::KIND, spa as u64, crate::ha::wire::Op::Update, now);
             }
             self.release_pending(spa, sha);
         }
@@ -384,7 +434,7 @@ impl Appliance {
                 return self.established(port, buf, &mut d, slot, dir, now);
             }
             let expired = c.expires <= now;
-            self.remove_conn(slot);
+            self.remove_conn(slot, now);
             if expired {
                 self.counters.events.conns_expired += 1;
             } else {
@@ -400,21 +450,39 @@ impl Appliance {
         }
         let timeouts = &self.cfg.timeouts;
         let c = self.ct.get_mut(slot);
+        let mut changed = false;
         match c.state {
             ConnState::Tcp => {
                 if !tcp::flags_valid(d.tcp.flags) {
                     return self.drop_frame(port, buf, DropReason::TcpBadFlags);
                 }
-                if let Err(r) = tcp::track(&mut c.tcp, dir.idx(), &d.tcp) {
+                let loose = if dir == Dir::Orig { ct_flags::LOOSE_ORIG } else { ct_flags::LOOSE_REPLY };
+                let before = tcp::phase(&c.tcp);
+                let r = if c.flags & loose != 0 {
+                    tcp::track_loose(&mut c.tcp, dir.idx(), &d.tcp)
+                } else {
+                    tcp::track(&mut c.tcp, dir.idx(), &d.tcp)
+                };
+                if let Err(r) = r {
                     return self.drop_frame(port, buf, r);
                 }
+                c.flags &= !loose;
+                changed = tcp::phase(&c.tcp) != before;
             }
-            ConnState::Unreplied if dir == Dir::Reply => c.state = ConnState::Assured,
+            ConnState::Unreplied if dir == Dir::Reply => {
+                c.state = ConnState::Assured;
+                changed = true;
+            }
             _ => {}
         }
+        c.flags &= !ct_flags::SYNCED;
         c.expires = now + conntrack::timeout_for(c, timeouts);
         c.bytes += d.ip_len as u64;
         let target = c.key[dir.other().idx()].reversed();
+        if changed {
+            let id = self.ct.id_of(slot);
+            self.ha_mark(crate::failover::conn_sync::KIND, id, crate::ha::wire::Op::Update, now);
+        }
         self.forward(port, buf, d, target, now);
     }
 
@@ -540,13 +608,18 @@ impl Appliance {
             conn.tcp = tcp::init_orig(&d.tcp);
         }
         conn.expires = now + conntrack::timeout_for(&conn, &self.cfg.timeouts);
-        if let Err(e) = self.ct.insert(conn) {
-            let r = match e {
-                InsertError::Full => DropReason::ConnLimit,
-                InsertError::KeyInUse => DropReason::ConnKeyInUse,
-            };
-            return self.drop_frame(port, buf, r);
-        }
+        let slot = match self.ct.insert(conn) {
+            Ok(slot) => slot,
+            Err(e) => {
+                let r = match e {
+                    InsertError::Full => DropReason::ConnLimit,
+                    InsertError::KeyInUse => DropReason::ConnKeyInUse,
+                };
+                return self.drop_frame(port, buf, r);
+            }
+        };
+        let id = self.ct.id_of(slot);
+        self.ha_mark(crate::failover::conn_sync::KIND, id, crate::ha::wire::Op::Insert, now);
         self.counters.events.conns_created += 1;
         if flags & conntrack::table::flags::PAT != 0 {
             self.counters.events.xlates_created += 1;
@@ -618,6 +691,9 @@ impl Appliance {
             Lookup::Hit(mac) => {
                 buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
                 self.counters.events.frames_forwarded += 1;
+                if self.first_forward_pending {
+                    self.ha_note_first_forward(now);
+                }
                 self.emit(out, buf);
             }
             Lookup::HitRefresh(mac) => {
@@ -689,8 +765,10 @@ impl Appliance {
         self.emit(port, b);
     }
 
-    fn remove_conn(&mut self, slot: u32) {
-        self.ct.remove(slot);
+    fn remove_conn(&mut self, slot: u32, now: Instant) {
+        let id = self.ct.id_of(slot);
+        let c = self.ct.remove(slot);
+        self.ha_conn_gone(id, c.key[0], now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -700,12 +778,25 @@ impl Appliance {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             let budget = SWEEP_MIN.max(self.ct.slot_count() / SWEEP_PASS_TICKS);
-            let expired = self.ct.sweep(now, budget, |_| {});
+            let mut gone = std::mem::take(&mut self.gone);
+            let expired = if self.forwarding() {
+                self.ct.sweep(now, budget, |slot, c| gone.push(((c.gen as u64) << 32 | slot as u64, c.key[0])))
+            } else {
+                0 // a standby's copies live until the active deletes them
+            };
+            for (id, key) in gone.drain(..) {
+                self.ha_conn_gone(id, key, now);
+            }
+            self.gone = gone;
             self.counters.events.conns_expired += expired as u64;
+            self.ha_adopt_pass(now);
             self.frags.retain(|_, e| e.expires > now);
         }
         let mut work = arp::TimerWork::default();
         self.arp.handle_timeout(now, &mut work);
+        for ip in &work.aged {
+            self.ha_mark(crate::failover::arp_sync::KIND, *ip as u64, crate::ha::wire::Op::Delete, now);
+        }
         for (ip, iface) in work.requests {
             self.arp_request(iface, ip);
         }
@@ -714,11 +805,12 @@ impl Appliance {
         for p in work.failed_frames {
             self.drop_frame(p.iface, p.buf, DropReason::ArpUnresolved);
         }
+        self.ha_timeout(now);
     }
 
     pub fn handle_command(&mut self, cmd: Command, _now: Instant) -> Result<(), CommandError> {
         match cmd {
-            Command::Failover(_) => Err(CommandError::NoFailover),
+            Command::Failover(role) => self.ha_command(role, _now),
             Command::Reload(cfg) => {
                 let same = cfg.interfaces.len() == self.cfg.interfaces.len()
                     && cfg.interfaces.iter().zip(&self.cfg.interfaces).all(|(a, b)| a.name == b.name && a.tap == b.tap);
@@ -726,7 +818,7 @@ impl Appliance {
                     return Err(CommandError::InterfacesChanged);
                 }
                 self.nat.set_rules(&cfg.nat, if_addrs(&cfg));
-                self.ports = ports_of(&cfg, &self.nat);
+                self.ports = ports_of(&cfg, &self.nat, !self.forwarding());
                 self.routes = RouteTable::from_config(&cfg);
                 self.acl_hits = acl_hits_for(&cfg);
                 self.ct.set_max(cfg.limits.max_conns);
@@ -744,7 +836,13 @@ impl Appliance {
     /// whether it arrived with IP TTL 255, i.e. from a directly connected
     /// sender (RFC 5082); the shell checks it.
     pub fn handle_sync(&mut self, bytes: &[u8], ttl_ok: bool, now: Instant) {
-        let _ = (bytes, ttl_ok, now);
+        let Some(ha) = self.ha.as_mut() else { return };
+        if !ttl_ok {
+            // Not from a directly connected sender (RFC 5082).
+            ha.count("ha-ttl-not-255");
+            return;
+        }
+        self.ha_receive(bytes, crate::failover::Path::Link, now);
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -754,13 +852,16 @@ impl Appliance {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let busy = !self.ct.is_empty() || !self.frags.is_empty() || !self.arp.is_empty();
         let tick = busy.then_some(self.next_tick);
-        crate::time::earliest(tick, self.arp.poll_timeout())
+        let t = crate::time::earliest(tick, self.arp.poll_timeout());
+        crate::time::earliest(t, self.ha_poll_timeout())
     }
 
     pub fn show(&self, what: ShowWhat, now: Instant) -> Report {
         show_report(self, what, now)
     }
 }
+
+use crate::conntrack::table::flags as ct_flags;
 
 mod tcp_flags {
     pub use crate::wire::tcp::{ACK_FLAG as ACK, RST, SYN};
@@ -785,7 +886,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
         }
     };
     match what {
-        ShowWhat::Failover => Report::Failover(show::FailoverReport::default()),
+        ShowWhat::Failover => Report::Failover(app.ha_report(now)),
         ShowWhat::Conn => {
             let mut conns = Vec::new();
             for (_, c) in app.ct.iter().take(100_000) {
@@ -926,6 +1027,9 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
         }),
     }
 }
+
+#[path = "appliance_ha.rs"]
+mod ha_glue;
 
 #[cfg(test)]
 #[path = "appliance_tests.rs"]

@@ -44,6 +44,8 @@ pub struct TimerWork {
     /// These did not answer; their frames are in `failed_frames`.
     pub failed: Vec<u32>,
     pub failed_frames: Vec<Pending>,
+    /// Resolved entries that aged out.
+    pub aged: Vec<u32>,
 }
 
 pub struct ArpCache {
@@ -109,6 +111,22 @@ impl ArpCache {
         }
     }
 
+    /// The resolved entry for `ip`, if any.
+    pub fn resolved(&self, ip: u32) -> Option<ArpEntry> {
+        self.entries.get(&ip).filter(|e| e.state == EntryState::Resolved).copied()
+    }
+
+    /// Drop the entry for `ip`; true if there was one.
+    pub fn forget(&mut self, ip: u32) -> bool {
+        self.entries.remove(&ip).is_some()
+    }
+
+    /// Drop every entry and parked frame's entry (a standby before a bulk
+    /// sync); parked frames stay until they fail.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Hold `buf` until `ip` resolves. Returns `Ok(true)` if a request must
     /// go out now (first frame for that address), `Err(buf)` if the queue
     /// is full.
@@ -151,8 +169,15 @@ impl ArpCache {
 
     pub fn handle_timeout(&mut self, now: Instant, work: &mut TimerWork) {
         let timeout = self.timeout;
+        let aged = &mut work.aged;
         self.entries.retain(|&ip, e| match e.state {
-            EntryState::Resolved => now < e.updated + timeout,
+            EntryState::Resolved => {
+                let keep = now < e.updated + timeout;
+                if !keep {
+                    aged.push(ip);
+                }
+                keep
+            }
             EntryState::Incomplete { tries, next } if now >= next => {
                 if tries >= MAX_TRIES {
                     work.failed.push(ip);
@@ -168,6 +193,7 @@ impl ArpCache {
         // HashMap order is random: sort so that replay output is stable.
         work.requests.sort_unstable();
         work.failed.sort_unstable();
+        work.aged.sort_unstable();
         for ip in work.failed.clone() {
             self.take_pending(ip, &mut work.failed_frames);
         }

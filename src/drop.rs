@@ -60,6 +60,7 @@ drop_reasons! {
     ConnLimit = "conn-limit" : "conntrack", "connection table full (limits.max_conns)";
     FragmentNoState = "fragment-no-state" : "conntrack", "non-first fragment whose first fragment was not seen";
     FragmentLimit = "fragment-limit" : "conntrack", "fragment table full (limits.max_fragments)";
+    Standby = "standby" : "failover", "standby unit: forwards nothing";
     NatNoPorts = "nat-no-ports" : "nat", "PAT address has no free port";
 }
 

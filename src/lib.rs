@@ -13,6 +13,7 @@ pub mod control;
 pub mod drop;
 pub mod emit;
 pub mod entropy;
+pub mod failover;
 pub mod frame;
 pub mod ha;
 pub mod nat;

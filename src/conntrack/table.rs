@@ -31,6 +31,13 @@ pub mod flags {
     pub const SNAT: u8 = 0x02;
     /// The destination was translated (static NAT or port forward).
     pub const DNAT: u8 = 0x04;
+    /// Copied from the peer unit: its expiry is the peer's, refreshed
+    /// when this unit becomes active.
+    pub const SYNCED: u8 = 0x08;
+    /// TCP windows copied from the peer may lag: the next segment of the
+    /// orig (reply) direction re-anchors them instead of being checked.
+    pub const LOOSE_ORIG: u8 = 0x10;
+    pub const LOOSE_REPLY: u8 = 0x20;
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,6 +52,9 @@ pub struct Conn<K> {
     pub iface: [IfIndex; 2],
     pub state: ConnState,
     pub flags: u8,
+    /// Bumped each time the slot is reused, so that a replication id
+    /// (slot and generation) never names two connections.
+    pub gen: u32,
 }
 
 /// Result of an insert that could not be made.
@@ -142,11 +152,12 @@ impl<K: FlowKey + Default> Table<K> {
         }
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = conn;
+                let gen = self.slots[s as usize].gen.wrapping_add(1);
+                self.slots[s as usize] = Conn { gen, ..conn };
                 s
             }
             None => {
-                self.slots.push(conn);
+                self.slots.push(Conn { gen: 0, ..conn });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -172,7 +183,7 @@ impl<K: FlowKey + Default> Table<K> {
                 e.remove();
             }
         }
-        self.slots[slot as usize] = Conn::default();
+        self.slots[slot as usize] = Conn { gen: conn.gen, ..Conn::default() };
         self.free.push(slot);
         self.live -= 1;
         conn
@@ -180,7 +191,7 @@ impl<K: FlowKey + Default> Table<K> {
 
     /// Visit up to `budget` slots from where the last sweep stopped and
     /// remove those expired at `now`, handing each to `on_expire`.
-    pub fn sweep(&mut self, now: Instant, budget: usize, mut on_expire: impl FnMut(&Conn<K>)) -> usize {
+    pub fn sweep(&mut self, now: Instant, budget: usize, mut on_expire: impl FnMut(u32, &Conn<K>)) -> usize {
         let n = self.slots.len();
         let mut removed = 0;
         for _ in 0..budget.min(n) {
@@ -190,13 +201,46 @@ impl<K: FlowKey + Default> Table<K> {
             let s = self.cursor as u32;
             self.cursor += 1;
             let c = &self.slots[s as usize];
-            if c.state != ConnState::Free && c.expires <= now {
+            if c.state != ConnState::Free && c.expires <= now && c.flags & flags::SYNCED == 0 {
                 let c = self.remove(s);
-                on_expire(&c);
+                on_expire(s, &c);
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// The replication id of the entry in `slot`: slot and generation.
+    pub fn id_of(&self, slot: u32) -> u64 {
+        (self.slots[slot as usize].gen as u64) << 32 | slot as u64
+    }
+
+    /// The live entry named by a replication id of this unit.
+    pub fn slot_of_id(&self, id: u64) -> Option<u32> {
+        let slot = id as u32;
+        let c = self.slots.get(slot as usize)?;
+        (c.state != ConnState::Free && c.gen == (id >> 32) as u32).then_some(slot)
+    }
+
+    /// Visit up to `budget` slots from `*cursor` with `f`; returns true when
+    /// the pass has reached the end of the slab.
+    pub fn visit_mut(&mut self, cursor: &mut usize, budget: usize, mut f: impl FnMut(&mut Conn<K>)) -> bool {
+        let end = (*cursor + budget).min(self.slots.len());
+        for c in &mut self.slots[*cursor..end] {
+            if c.state != ConnState::Free {
+                f(c);
+            }
+        }
+        *cursor = end;
+        end == self.slots.len()
+    }
+
+    /// Remove every entry (a standby about to receive a bulk sync).
+    pub fn clear(&mut self) {
+        let slots: Vec<u32> = self.iter().map(|(s, _)| s).collect();
+        for s in slots {
+            self.remove(s);
+        }
     }
 
     /// Live entries in slot order, which is stable for a given history.
@@ -264,7 +308,7 @@ mod tests {
             t.insert(c).unwrap();
         }
         let mut seen = 0;
-        t.sweep(Instant(100), 1000, |_| seen += 1);
+        t.sweep(Instant(100), 1000, |_, _| seen += 1);
         assert_eq!(seen, 5);
         assert_eq!(t.len(), 5);
         assert!(t.iter().all(|(_, c)| c.expires == Instant(500)));

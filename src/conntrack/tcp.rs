@@ -174,6 +174,48 @@ pub fn track(peers: &mut [TcpPeer; 2], s: usize, seg: &TcpInfo) -> Result<(), Dr
     Ok(())
 }
 
+/// The first segment of a direction after this unit took over a
+/// connection from its peer: the windows it has may lag behind by whatever
+/// flowed since the last sync, so they are re-anchored on this segment
+/// instead of checked (pf's "sloppy" idea, for one segment only). State
+/// still only moves forward, and a dead connection stays dead.
+pub fn track_loose(peers: &mut [TcpPeer; 2], s: usize, seg: &TcpInfo) -> Result<(), DropReason> {
+    let d = 1 - s;
+    let (mut src, mut dst) = (peers[s], peers[d]);
+    if src.state == PeerState::Reset || dst.state == PeerState::Reset {
+        return Err(DropReason::TcpClosed);
+    }
+    let flags = seg.flags;
+    let scaled = src.wscale & WSCALE_SEEN != 0 && dst.wscale & WSCALE_SEEN != 0 && flags & SYN == 0;
+    let (sws, dws) = if scaled { ((src.wscale & WSCALE_MASK) as u32, (dst.wscale & WSCALE_MASK) as u32) } else { (0, 0) };
+    let mut end = seg.seq.wrapping_add(seg.payload);
+    if flags & (SYN | FIN) != 0 {
+        end = end.wrapping_add(1);
+    }
+    let max = |a: u32, b: u32| if seq_gt(a, b) { a } else { b };
+    src.seqlo = max(src.seqlo, end);
+    src.seqhi = max(src.seqhi, end.wrapping_add(((dst.max_win as u32) << dws).max(1)));
+    src.max_win = src.max_win.max(seg.win);
+    if flags & ACK_FLAG != 0 {
+        let win = (seg.win as u32) << sws;
+        dst.seqlo = max(dst.seqlo, seg.ack);
+        dst.seqhi = max(dst.seqhi, seg.ack.wrapping_add(win.max(1)));
+        if dst.state == PeerState::SynSent {
+            dst.state = PeerState::Established;
+        }
+    }
+    if flags & FIN != 0 && src.state < PeerState::Closing {
+        src.state = PeerState::Closing;
+    }
+    if flags & RST != 0 {
+        src.state = PeerState::Reset;
+        dst.state = PeerState::Reset;
+    }
+    peers[s] = src;
+    peers[d] = dst;
+    Ok(())
+}
+
 /// Coarse connection state from both peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnPhase {
@@ -275,6 +317,22 @@ mod tests {
     fn reply_without_syn_is_refused() {
         let mut p = init_orig(&seg(1000, 0, SYN, 0, 64240));
         assert_eq!(track(&mut p, 1, &seg(5000, 1001, ACK_FLAG, 0, 100)), Err(DropReason::TcpNoSyn));
+    }
+
+    #[test]
+    fn loose_reanchors_lagging_windows_once() {
+        let mut p = init_orig(&seg(1000, 0, SYN, 0, 64240));
+        track(&mut p, 1, &seg(5000, 1001, SYN | ACK_FLAG, 0, 65160)).unwrap();
+        track(&mut p, 0, &seg(1001, 5001, ACK_FLAG, 0, 502)).unwrap();
+        // 50 MB flowed while the copy was not updated: strict tracking refuses.
+        let far = seg(1001 + 50_000_000, 5001 + 3_000_000, ACK_FLAG, 1000, 502);
+        let mut strict = p;
+        assert_eq!(track(&mut strict, 0, &far), Err(DropReason::TcpOutOfWindow));
+        track_loose(&mut p, 0, &far).unwrap();
+        track_loose(&mut p, 1, &seg(5001 + 3_000_000, 1001 + 50_001_000, ACK_FLAG, 0, 509)).unwrap();
+        // From here strict tracking works again.
+        track(&mut p, 0, &seg(1001 + 50_001_000, 5001 + 3_000_000, ACK_FLAG, 100, 502)).unwrap();
+        track(&mut p, 1, &seg(5001 + 3_000_000, 1001 + 50_001_100, ACK_FLAG, 10, 509)).unwrap();
     }
 
     #[test]

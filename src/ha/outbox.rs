@@ -166,7 +166,13 @@ impl Outbox {
             };
             let (kind, id) = key;
             let result = match op {
-                Op::Delete | Op::Request => w.push(kind, op, id, 0, &[]).map(|_| true),
+                Op::Request => w.push(kind, op, id, 0, &[]).map(|_| true),
+                // A delete carries what the table still knows of the entry
+                // (its key), so the peer can find it without our ids.
+                Op::Delete => match table_for(kind) {
+                    Some(t) => w.push_versioned(kind, op, id, |b| t.encode_delete(id, b)),
+                    None => w.push(kind, op, id, 0, &[]).map(|_| true),
+                },
                 Op::Insert | Op::Update => match table_for(kind) {
                     Some(t) => w.push_versioned(kind, op, id, |b| t.encode(id, b)),
                     None => {

@@ -48,6 +48,11 @@ pub trait ReplicatedTable {
     /// Apply a peer's record (`op` is insert, update or delete). `now` is for
     /// re-basing relative times. Must not mark the outbox.
     fn merge(&mut self, op: Op, id: u64, version: u32, bytes: &[u8], now: Instant) -> Merge;
+    /// Append what a delete record of `id` carries (default: nothing); the
+    /// entry itself may already be gone.
+    fn encode_delete(&self, _id: u64, _out: &mut Vec<u8>) -> Option<u32> {
+        Some(0)
+    }
     /// Append every live id (for a bulk sync).
     fn ids(&self, out: &mut Vec<u64>);
 }

@@ -532,5 +532,9 @@ fn log_event(ev: &Event) {
         Event::AddressConflict { iface, ip, mac } => {
             log::warn!("address conflict on {iface}: {mac} also claims {ip}; check for a duplicate address")
         }
+        Event::RoleChanged { from, to, cause, detail } => {
+            log::warn!("failover: role {from} -> {to}: {cause}{}{detail}", if detail.is_empty() { "" } else { "; " })
+        }
+        Event::FailoverWarning(msg) => log::error!("failover: {msg}"),
     }
 }

@@ -1,0 +1,210 @@
+//! Failover state of one unit: keys, role machine, delta stream, outbox and
+//! what it knows of its peer. The appliance's tables plug in through
+//! [`conn_sync`] and [`arp_sync`]; the wiring lives in `appliance_ha.rs`.
+
+pub mod arp_sync;
+pub mod conn_sync;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::config::{Config, FailoverCfg, KeySource, Mac};
+use crate::conntrack::KeyV4;
+use crate::entropy::Entropy;
+use crate::ha::crypto::{Channel, KeyMaterial, Opener, Sealer};
+use crate::ha::hello::{BulkStatus, HelloRepr};
+use crate::ha::outbox::Outbox;
+use crate::ha::role::RoleFsm;
+use crate::ha::stream::{Stream, StreamConfig};
+use crate::ha::Unit;
+use crate::show::TakeoverBreakdown;
+use crate::time::{Duration, Instant};
+
+/// Ethertype of hellos on data interfaces (IEEE 802 local experimental).
+pub const HELLO_ETHERTYPE: u16 = 0x88b5;
+/// Destination of data-interface hellos: locally administered multicast,
+/// so bridges flood it to the peer and hosts ignore it.
+pub const HELLO_MAC: Mac = Mac([0x03, 0x74, 0x77, 0x00, 0x00, 0x01]);
+/// Records coalesced before a delta datagram goes out regardless of time.
+const MAX_UPDATES: usize = 16;
+/// Longest a local change waits before it is sent.
+const MAX_DELAY: Duration = Duration::from_millis(1);
+/// Gratuitous ARP rounds on takeover, and their spacing.
+pub const GARP_ROUNDS: u8 = 3;
+pub const GARP_SPACING: Duration = Duration::from_millis(50);
+/// Role-change lines kept for `show failover`.
+const HISTORY: usize = 16;
+
+/// The MAC a standby unit uses on an interface: the virtual MAC with the
+/// top bit of its last octet flipped. The virtual MAC moves with the active role.
+pub fn standby_mac(m: Mac) -> Mac {
+    let mut b = m.0;
+    b[5] ^= 0x80;
+    Mac(b)
+}
+
+/// Where a hello came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Link,
+    Data(u8),
+}
+
+/// A failover setup problem, shown at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaError {
+    /// The failover key is unusable: {0}
+    Key(String),
+    /// `key_file` must be read by the shell before the core starts.
+    KeyFileUnresolved,
+}
+
+impl std::fmt::Display for HaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaError::Key(e) => write!(f, "[failover] key: {e}"),
+            HaError::KeyFileUnresolved => write!(f, "[failover] key_file was not read before start"),
+        }
+    }
+}
+
+pub struct Ha {
+    pub cfg: FailoverCfg,
+    pub unit: Unit,
+    pub key_id: u32,
+    pub hello_sealer: Sealer,
+    pub delta_sealer: Sealer,
+    pub hello_opener: Opener,
+    pub delta_opener: Opener,
+    pub hello_epoch: u32,
+    pub delta_epoch: u32,
+    pub fsm: RoleFsm,
+    pub stream: Stream,
+    pub outbox: Outbox,
+    pub config_hash: u64,
+    /// Keys of removed connections whose delete is still queued.
+    pub tombstones: HashMap<u64, KeyV4>,
+    pub peer: Option<HelloRepr>,
+    pub peer_hello_epoch: Option<u32>,
+    pub last_link: Option<Instant>,
+    pub last_data: Vec<Option<Instant>>,
+    pub last_any: Option<Instant>,
+    /// Any frame received per data interface (interface health).
+    pub last_rx: Vec<Option<Instant>>,
+    pub local_failed: bool,
+    pub next_hello: Instant,
+    pub bulk_rx: BulkStatus,
+    pub bulk_end_pending: bool,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub history: VecDeque<String>,
+    pub last_takeover: Option<TakeoverBreakdown>,
+    /// Takeover in progress: when it began, for the breakdown.
+    pub takeover_started: Option<Instant>,
+    /// Connections adopted on takeover whose expiry is still the peer's.
+    pub adopt_cursor: Option<usize>,
+    pub garp_left: u8,
+    pub garp_next: Option<Instant>,
+    pub preempt_at: Option<Instant>,
+    pub started: Instant,
+    pub warned_at: Option<Instant>,
+    pub active: bool,
+}
+
+impl Ha {
+    pub fn new(cfg: &Config, fo: &FailoverCfg, rng: &mut dyn Entropy, now: Instant) -> Result<Ha, HaError> {
+        let key = match &fo.key {
+            KeySource::Inline(k) => KeyMaterial::from_key_text(k).map_err(|e| HaError::Key(e.to_string()))?,
+            KeySource::File(_) => return Err(HaError::KeyFileUnresolved),
+        };
+        let unit = fo.unit;
+        let hello_epoch = rng.next_u64() as u32;
+        let delta_epoch = rng.next_u64() as u32;
+        let n = cfg.interfaces.len();
+        let mut fsm = RoleFsm::new(unit, fo.preempt.is_some());
+        fsm.handle(crate::ha::role::Event::Start, now);
+        Ok(Ha {
+            cfg: fo.clone(),
+            unit,
+            key_id: key.key_id(),
+            hello_sealer: key.sealer(unit, Channel::Hello, hello_epoch),
+            delta_sealer: key.sealer(unit, Channel::Delta, delta_epoch),
+            hello_opener: key.opener(unit, Channel::Hello),
+            delta_opener: key.opener(unit, Channel::Delta),
+            hello_epoch,
+            delta_epoch,
+            fsm,
+            stream: Stream::new(StreamConfig::default(), rng.next_u64() as u32, rng.next_u64() as u32),
+            outbox: Outbox::new(MAX_UPDATES, MAX_DELAY),
+            config_hash: config_hash(cfg),
+            tombstones: HashMap::new(),
+            peer: None,
+            peer_hello_epoch: None,
+            last_link: None,
+            last_data: vec![None; n],
+            last_any: None,
+            last_rx: vec![None; n],
+            local_failed: false,
+            next_hello: now,
+            bulk_rx: BulkStatus::Idle,
+            bulk_end_pending: false,
+            counters: BTreeMap::new(),
+            history: VecDeque::new(),
+            last_takeover: None,
+            takeover_started: None,
+            adopt_cursor: None,
+            garp_left: 0,
+            garp_next: None,
+            preempt_at: None,
+            started: now,
+            warned_at: None,
+            active: false,
+        })
+    }
+
+    pub fn count(&mut self, name: &'static str) {
+        *self.counters.entry(name).or_insert(0) += 1;
+    }
+
+    pub fn note(&mut self, line: String) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(line);
+    }
+
+    /// At most one operator warning per second of the same storm.
+    pub fn may_warn(&mut self, now: Instant) -> bool {
+        if self.warned_at.is_some_and(|t| now.saturating_since(t) < Duration::from_secs(1)) {
+            return false;
+        }
+        self.warned_at = Some(now);
+        true
+    }
+
+    /// When the peer is declared dead if nothing more is heard.
+    pub fn hold_deadline(&self) -> Instant {
+        self.last_any.unwrap_or(self.started) + self.cfg.hold
+    }
+}
+
+/// What both units must agree on, hashed: the whole configuration except
+/// what differs per unit by design (unit, addresses on the failover link,
+/// the key, hostname and control socket).
+pub fn config_hash(cfg: &Config) -> u64 {
+    let mut c = cfg.clone();
+    c.hostname.clear();
+    c.control_socket.clear();
+    if let Some(f) = c.failover.as_mut() {
+        f.unit = Unit::Primary;
+        f.local = std::net::Ipv4Addr::UNSPECIFIED;
+        f.peer = std::net::Ipv4Addr::UNSPECIFIED;
+        f.key = KeySource::Inline(String::new());
+    }
+    for r in c.acls.iter_mut().flatten() {
+        for rule in r.iter_mut() {
+            rule.line = 0;
+        }
+    }
+    let text = format!("{c:?}");
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    u64::from_be_bytes(d.as_ref()[..8].try_into().unwrap_or([0; 8]))
+}
