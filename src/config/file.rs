@@ -847,7 +847,7 @@ impl Checker<'_> {
                     Some(Some(ip))
                 }),
             };
-            let monitor = d.monitor.as_ref().map_or(true, |v| *v.get_ref());
+            let monitor = d.monitor.as_ref().is_none_or(|v| *v.get_ref());
 
             ifs.names.push(name.clone().filter(|_| ok));
             ifs.nets.push(address);
@@ -1374,9 +1374,9 @@ impl Checker<'_> {
         for n in &dto.nat {
             let line = self.line_of(n.span().start);
             let n = n.get_ref();
-            for (key, v) in [("address", &n.address), ("mapped", &n.mapped), ("real", &n.real)] {
+            for (what, v) in [("address", &n.address), ("mapped address", &n.mapped), ("real address", &n.real)] {
                 if let Some(ip) = v.as_ref().and_then(|v| v.get_ref().parse::<Ipv4Addr>().ok()) {
-                    taken.push((ip, format!("the {key} address of the [[nat]] at line {line}")));
+                    taken.push((ip, format!("the {what} of the [[nat]] at line {line}")));
                 }
             }
         }
@@ -2238,5 +2238,354 @@ type = "port-forwad"
         assert_eq!(suggest("adress", &["name", "address"]), Some("address"));
         assert_eq!(suggest("zzz", &["name", "address"]), None);
         assert_eq!(suggest("Inside", &["inside"]), Some("inside"));
+    }
+
+    // -----------------------------------------------------------------------
+    // [failover]
+
+    const LAB_PRIMARY: &str = include_str!("../../integration/lab/failover/primary.toml");
+    const LAB_SECONDARY: &str = include_str!("../../integration/lab/failover/secondary.toml");
+
+    /// IFS with a standby address on each interface: 15 lines, so text
+    /// appended to it starts on line 16.
+    fn fo_ifs() -> String {
+        IFS.replace("security_level = 100\n", "security_level = 100\nstandby_address = \"192.168.10.2\"\n")
+            .replace("security_level = 0\n", "security_level = 0\nstandby_address = \"203.0.113.2\"\n")
+    }
+
+    /// A minimal valid [failover] section, lines 16 to 21 after `fo_ifs()`.
+    const FO: &str = r#"[failover]
+unit = "primary"
+interface = "fo0"
+local = "169.254.73.1"
+peer = "169.254.73.2"
+key = "twinwall-test-failover-key"
+"#;
+
+    #[test]
+    fn failover_full_section() {
+        let text = format!(
+            r#"{}[failover]
+unit = "secondary"
+interface = "fo1"
+local = "169.254.73.2"
+peer = "169.254.73.1"
+port = 7000
+hello_group = "239.1.2.3"
+hello_port = 7001
+key_file = "/etc/twinwall/failover.key"
+poll_ms = 10
+hold_ms = 30
+interface_poll_ms = 20
+interface_hold_ms = 100
+preempt = true
+preempt_delay_ms = 5000
+"#,
+            fo_ifs().replace("security_level = 0\n", "security_level = 0\nmonitor = false\n")
+        );
+        let c = ok(&text);
+        assert_eq!(
+            c.failover,
+            Some(FailoverCfg {
+                unit: Unit::Secondary,
+                interface: "fo1".into(),
+                local: ip("169.254.73.2"),
+                peer: ip("169.254.73.1"),
+                port: 7000,
+                hello_group: ip("239.1.2.3"),
+                hello_port: 7001,
+                key: KeySource::File("/etc/twinwall/failover.key".into()),
+                poll: Duration::from_millis(10),
+                hold: Duration::from_millis(30),
+                interface_poll: Duration::from_millis(20),
+                interface_hold: Duration::from_millis(100),
+                preempt: Some(Duration::from_millis(5000)),
+            })
+        );
+        let standby: Vec<_> = c.interfaces.iter().map(|i| (i.standby_address, i.monitor)).collect();
+        assert_eq!(standby, [(Some(ip("192.168.10.2")), true), (Some(ip("203.0.113.2")), false)]);
+    }
+
+    #[test]
+    fn failover_defaults() {
+        let c = ok(&format!("{}{FO}", fo_ifs()));
+        let f = c.failover.expect("failover configured");
+        assert_eq!((f.unit, f.interface.as_str()), (Unit::Primary, "fo0"));
+        assert_eq!((f.port, f.hello_group, f.hello_port), (7340, ip("239.255.73.40"), 7341));
+        assert_eq!(f.key, KeySource::Inline("twinwall-test-failover-key".into()));
+        assert_eq!((f.poll, f.hold), (Duration::from_millis(50), Duration::from_millis(250)));
+        assert_eq!((f.interface_poll, f.interface_hold), (f.poll, f.hold));
+        assert_eq!(f.preempt, None);
+        // The interface timers default to the link's, whatever those are.
+        let f = ok(&format!("{}{FO}poll_ms = 2\nhold_ms = 8\npreempt = true\n", fo_ifs())).failover.unwrap();
+        assert_eq!((f.interface_poll, f.interface_hold), (Duration::from_millis(2), Duration::from_millis(8)));
+        assert_eq!(f.preempt, Some(Duration::ZERO));
+        // 64 hex digits are a key too.
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let f = ok(&format!("{}{}", fo_ifs(), FO.replace("twinwall-test-failover-key", hex))).failover.unwrap();
+        assert_eq!(f.key, KeySource::Inline(hex.into()));
+        // No [failover]: a single unit, every interface monitored (for later).
+        let c = ok(IFS);
+        assert_eq!(c.failover, None);
+        assert!(c.interfaces.iter().all(|i| i.standby_address.is_none() && i.monitor));
+    }
+
+    #[test]
+    fn failover_value_errors() {
+        let text = format!(
+            r#"{}[failover]
+unit = "primry"
+interface = "tw-inside"
+local = "224.0.0.5"
+peer = "0.0.0.0"
+port = 0
+hello_group = "10.0.0.1"
+key_file = "etc/twinwall/failover.key"
+preempt_delay_ms = 100
+"#,
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("17:8", "unknown unit \"primry\"; did you mean \"primary\"? use \"primary\" or \"secondary\""),
+                ("18:13", "failover interface \"tw-inside\" is the TAP device of interface \"inside\""),
+                ("19:9", "local 224.0.0.5 cannot be a failover link address"),
+                ("20:8", "peer 0.0.0.0 cannot be a failover link address"),
+                ("21:8", "port 0 is out of range; use 1 to 65535"),
+                ("22:15", "hello_group 10.0.0.1 is not an IPv4 multicast address"),
+                ("23:12", "key_file \"etc/twinwall/failover.key\" must be an absolute path"),
+                ("24:20", "preempt_delay_ms applies only with preempt = true"),
+            ],
+        );
+        let text = format!("{}{FO}", fo_ifs()) + "interface_poll_ms = 0\nhello_port = 7340\n";
+        expect(
+            &text,
+            &[
+                ("22:21", "interface_poll_ms 0 is out of range; use 1 to 15000"),
+                ("23:14", "hello_port 7340 is the same as port"),
+            ],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("peer = \"169.254.73.2\"", "peer = \"169.254.73.1\"")),
+            &[("20:8", "peer 169.254.73.1 is the same as local")],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("fo0", "a-failover-link-name")),
+            &[("18:13", "failover interface \"a-failover-link-name\" is not a valid device name")],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("unit = \"primary\"\n", "")),
+            &[("16:1", "missing key \"unit\" in [failover]")],
+        );
+    }
+
+    #[test]
+    fn failover_timer_errors() {
+        let base = format!("{}{FO}", fo_ifs());
+        expect(&format!("{base}poll_ms = 0\n"), &[("22:11", "poll_ms 0 is out of range; use 1 to 15000")]);
+        expect(
+            &format!("{base}poll_ms = 50\nhold_ms = 149\n"),
+            &[("23:11", "hold_ms 149 is less than 3 x poll_ms (50); the minimum is 150")],
+        );
+        expect(
+            &format!("{base}poll_ms = 100\n"),
+            &[(
+                "22:11",
+                "poll_ms 100 needs hold_ms of at least 300 (3 x poll_ms), but hold_ms defaults to 250; set hold_ms",
+            )],
+        );
+        expect(
+            &format!("{base}interface_poll_ms = 10\ninterface_hold_ms = 20\n"),
+            &[("23:21", "interface_hold_ms 20 is less than 3 x interface_poll_ms (10); the minimum is 30")],
+        );
+        expect(
+            &format!("{base}hold_ms = 600\ninterface_poll_ms = 250\n"),
+            &[(
+                "23:21",
+                "interface_poll_ms 250 needs interface_hold_ms of at least 750 (3 x interface_poll_ms), but interface_hold_ms defaults to hold_ms (600)",
+            )],
+        );
+        // Exactly 3 x poll is enough.
+        let f = ok(&format!("{base}poll_ms = 1\nhold_ms = 3\n")).failover.unwrap();
+        assert_eq!((f.poll, f.hold), (Duration::from_millis(1), Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn failover_key_errors() {
+        let ifs = fo_ifs();
+        let neither = FO.replace("key = \"twinwall-test-failover-key\"\n", "");
+        expect(
+            &format!("{ifs}{neither}"),
+            &[("16:1", "exactly one of key or key_file is required: there is no unauthenticated failover")],
+        );
+        expect(
+            &format!("{ifs}{FO}key_file = \"/etc/twinwall/failover.key\"\n"),
+            &[("22:12", "exactly one of key or key_file is required: there is no unauthenticated failover")],
+        );
+        // The crypto's own message, at the key, without the key in it.
+        let short = format!("{ifs}{}", FO.replace("twinwall-test-failover-key", "short-secret"));
+        expect(&short, &[("21:7", "failover key is a 12-character passphrase; use at least 16")]);
+        let hex = format!("{ifs}{}", FO.replace("twinwall-test-failover-key", &"ab".repeat(20)));
+        expect(&hex, &[("21:7", "looks like a hex key but has 40 digits")]);
+        for text in [short, hex] {
+            let errs = parse(&text, "t.toml").unwrap_err();
+            assert!(errs.iter().all(|e| !e.msg.contains("short-secret") && !e.msg.contains("abab")), "{errs:?}");
+        }
+        // A key of the wrong type is not echoed either.
+        let text = format!("{ifs}{}", FO.replace("\"twinwall-test-failover-key\"", "1234567890123456789"));
+        expect(&text, &[("21:7", "wrong type for \"key\": expected a string")]);
+        let errs = parse(&text, "t.toml").unwrap_err();
+        assert!(!errs[0].msg.contains("1234567890"), "{errs:?}");
+    }
+
+    #[test]
+    fn failover_unknown_key_suggests() {
+        expect(
+            &format!("{}{FO}hello_grup = \"239.255.73.40\"\n", fo_ifs()),
+            &[("22:1", "unknown key \"hello_grup\" in [failover]; did you mean \"hello_group\"?")],
+        );
+        expect(
+            &format!("{}{FO}bananas = 3\n", fo_ifs()),
+            &[("22:1", "unknown key \"bananas\" in [failover]; the keys here are \"unit\", \"interface\"")],
+        );
+        expect(
+            &format!("{}{FO}", fo_ifs().replace("standby_address", "standby_adress")),
+            &[("7:1", "unknown key \"standby_adress\" in [[interface]]; did you mean \"standby_address\"?")],
+        );
+    }
+
+    #[test]
+    fn standby_address_errors() {
+        // Without [failover].
+        expect(
+            &fo_ifs(),
+            &[
+                ("7:19", "standby_address needs a [failover] section"),
+                ("15:19", "standby_address needs a [failover] section"),
+            ],
+        );
+        // Missing with [failover]: reported at the interface's name.
+        let text = format!("{}{FO}", fo_ifs().replace("standby_address = \"203.0.113.2\"\n", ""));
+        expect(&text, &[("10:8", "[[interface]] \"outside\" needs a standby_address")]);
+        // Own address, and not on the interface's subnet.
+        let text = format!(
+            "{}{FO}",
+            fo_ifs().replace("\"192.168.10.2\"", "\"192.168.10.1\"").replace("\"203.0.113.2\"", "\"198.51.100.2\"")
+        );
+        expect(
+            &text,
+            &[
+                ("7:19", "standby_address 192.168.10.1 is this interface's own address"),
+                ("15:19", "standby_address 198.51.100.2 is not a host on interface \"outside\" (203.0.113.0/24)"),
+            ],
+        );
+        // The same standby address twice; another interface's address; the
+        // subnet's broadcast address.
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"192.168.10.2\""));
+        expect(&text, &[("15:19", "standby_address 192.168.10.2 is already used at line 7")]);
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"192.168.10.1\""));
+        expect(&text, &[("15:19", "standby_address 192.168.10.1 is the address of interface \"inside\"")]);
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"203.0.113.255\""));
+        expect(&text, &[("15:19", "standby_address 203.0.113.255 is not a host on interface \"outside\"")]);
+    }
+
+    #[test]
+    fn standby_address_clashes_with_nat_and_routes() {
+        let text = format!(
+            r#"{}{FO}[[route]]
+destination = "0.0.0.0/0"
+gateway = "192.168.10.2"
+interface = "inside"
+[[nat]]
+type = "static"
+inside = "inside"
+outside = "outside"
+real = "192.168.10.20"
+mapped = "203.0.113.2"
+"#,
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("7:19", "standby_address 192.168.10.2 is also the gateway of the [[route]] at line 22"),
+                ("15:19", "standby_address 203.0.113.2 is also the mapped address of the [[nat]] at line 26"),
+            ],
+        );
+        let text = format!(
+            "{}{FO}[[nat]]\ntype = \"dynamic-pat\"\ninside = \"inside\"\noutside = \"outside\"\naddress = \"203.0.113.2\"\n",
+            fo_ifs()
+        );
+        expect(&text, &[("15:19", "standby_address 203.0.113.2 is also the address of the [[nat]] at line 22")]);
+    }
+
+    // -----------------------------------------------------------------------
+    // The failover config hash and the lab pair
+
+    #[test]
+    fn lab_failover_pair_parses_and_agrees() {
+        let a = ok(LAB_PRIMARY);
+        let b = ok(LAB_SECONDARY);
+        let (fa, fb) = (a.failover.as_ref().unwrap(), b.failover.as_ref().unwrap());
+        assert_eq!((fa.unit, fb.unit), (Unit::Primary, Unit::Secondary));
+        assert_eq!((fa.local, fa.peer), (fb.peer, fb.local));
+        assert_eq!((a.hostname.as_str(), b.hostname.as_str()), ("fw-a", "fw-b"));
+        assert_eq!(a.control_socket, "/run/twinwall/fw-primary.sock");
+        assert_eq!(b.control_socket, "/run/twinwall/fw-secondary.sock");
+        assert_eq!(fa.key, KeySource::Inline("twinwall-lab-failover-key-0001".into()));
+        assert_eq!((fa.poll, fa.hold), (Duration::from_millis(50), Duration::from_millis(250)));
+        let standby: Vec<_> = a.interfaces.iter().map(|i| (i.name.as_str(), i.standby_address)).collect();
+        assert_eq!(standby, [("inside", Some(ip("192.168.10.2"))), ("outside", Some(ip("203.0.113.2")))]);
+        assert_eq!(a.nat, [NatRule::DynamicPat { inside: IfIndex(0), outside: IfIndex(1), address: None }]);
+        assert_eq!(failover_config_hash(&a), failover_config_hash(&b));
+    }
+
+    #[test]
+    fn config_hash_ignores_per_unit_fields_only() {
+        let base = ok(LAB_PRIMARY);
+        let h = failover_config_hash(&base);
+        // Layout, comments and defaults written out do not matter.
+        let relaid = LAB_PRIMARY
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("hello_port") && !l.starts_with("port"))
+            .map(|l| l.split('#').next().unwrap().trim_end().to_owned() + "\n")
+            .collect::<String>();
+        assert_eq!(failover_config_hash(&ok(&relaid)), h);
+        // The key is checked by the crypto, not the hash.
+        let other_key = LAB_PRIMARY.replace("twinwall-lab-failover-key-0001", "another-passphrase-for-the-lab");
+        assert_eq!(failover_config_hash(&ok(&other_key)), h);
+
+        let changes = [
+            ("an ACL", format!("{LAB_PRIMARY}[[acl]]\ninterface = \"outside\"\nrules = [ {{ action = \"deny\" }} ]\n")),
+            ("a timeout", LAB_PRIMARY.replace("[failover]", "[timeouts]\nudp = \"3m\"\n[failover]")),
+            ("a limit", LAB_PRIMARY.replace("[failover]", "[limits]\nmax_conns = 5\n[failover]")),
+            ("a standby_address", LAB_PRIMARY.replace("203.0.113.2\"", "203.0.113.3\"")),
+            ("monitor", LAB_PRIMARY.replacen("monitor = true", "monitor = false", 1)),
+            ("a route", LAB_PRIMARY.replace("203.0.113.254", "203.0.113.253")),
+            ("NAT", LAB_PRIMARY.replace("type = \"dynamic-pat\"", "type = \"dynamic-pat\"\naddress = \"203.0.113.9\"")),
+            ("hold_ms", LAB_PRIMARY.replace("hold_ms = 250", "hold_ms = 300")),
+            ("preempt", LAB_PRIMARY.replace("preempt = false", "preempt = true")),
+            ("hello_group", LAB_PRIMARY.replace("239.255.73.40", "239.255.73.41")),
+        ];
+        for (what, text) in changes {
+            assert_ne!(failover_config_hash(&ok(&text)), h, "changing {what} must change the hash");
+        }
+    }
+
+    #[test]
+    fn config_hash_is_stable() {
+        // Pinned: a change here means a pair running old and new code sees a
+        // config mismatch. Bump the version line in canonical_text when it
+        // changes on purpose.
+        let text = canonical_text(&ok(LAB_PRIMARY));
+        assert!(
+            text.starts_with("twinwall-config-hash/1\nmode=routed\ninterfaces=2\ninterface=0\n name=6:inside\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nroute=0.0.0.0/0 via 203.0.113.254 on 1\n"), "{text}");
+        assert!(text.contains("\nfailover=on\n interface=3:fo0\n port=7340\n"), "{text}");
+        assert!(!text.contains("fw-a") && !text.contains("169.254") && !text.contains("lab-failover-key"), "{text}");
+        assert_eq!(failover_config_hash(&ok(LAB_PRIMARY)), 0x00ab_c1c1_77a9_7eaf);
     }
 }
