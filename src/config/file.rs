@@ -17,8 +17,22 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::types::{proto, Ipv4Net, Mac, PortRange};
-use super::{AclAction, AclRule, Config, IfIndex, InterfaceCfg, Limits, Mode, NatRule, RouteCfg, Timeouts};
+use super::{
+    AclAction, AclRule, Config, FailoverCfg, IfIndex, InterfaceCfg, KeySource, Limits, Mode, NatRule, RouteCfg,
+    Timeouts, Unit,
+};
+use crate::ha::crypto::KeyMaterial;
 use crate::time::Duration;
+
+/// `[failover]` defaults (issue 3).
+const DEFAULT_FAILOVER_PORT: u16 = 7340;
+const DEFAULT_HELLO_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 73, 40);
+const DEFAULT_HELLO_PORT: u16 = 7341;
+const DEFAULT_POLL_MS: i64 = 50;
+const DEFAULT_HOLD_MS: i64 = 250;
+/// A peer is declared dead after this many missed hellos at the least: one
+/// late or lost hello must not cause a failover.
+const MIN_HOLD_POLLS: i64 = 3;
 
 /// One problem in a config file, located.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +114,181 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_micros(total))
 }
 
+/// A hash of everything the two units of a failover pair must agree on. It
+/// goes into every hello, so a pair whose files have drifted apart says so
+/// at once instead of failing over into a different policy.
+///
+/// Left out, because they differ between the units or are checked elsewhere:
+/// `hostname`, `control_socket`, and in `[failover]` the `unit`, `local`,
+/// `peer` and `key` (a wrong key already fails authentication).
+///
+/// The hash is SHA-256 over [`canonical_text`], a text written field by field
+/// in a fixed order, so it depends neither on `Debug` output nor on how the
+/// TOML was laid out (comments, order of keys, defaults written or not);
+/// its first 8 bytes are read big-endian. ACL rule line numbers are left out
+/// too: they only label hit counters.
+pub fn failover_config_hash(cfg: &Config) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical_text(cfg).as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// One `key=value` line per field. Every struct is destructured without
+/// `..`, so a field added to the config does not compile until someone
+/// decides here whether both units must agree on it. Bump the version line
+/// whenever the format changes: a mixed pair then sees a hash mismatch
+/// rather than a false match.
+fn canonical_text(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("twinwall-config-hash/1\n");
+    // Writing to a String cannot fail.
+    let mut kv = |key: &str, value: &dyn fmt::Display| {
+        let _ = writeln!(out, "{key}={value}");
+    };
+    // Free-form text is length-prefixed so no value can fake a line.
+    let text = |s: &str| format!("{}:{s}", s.len());
+    let opt = |v: Option<&dyn fmt::Display>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let us = |d: Duration| d.as_micros();
+    let range = |r: Option<PortRange>| r.map_or_else(|| "-".to_owned(), |r| format!("{}-{}", r.lo, r.hi));
+
+    let Config { hostname: _, mode, control_socket: _, interfaces, routes, acls, nat, timeouts, limits, failover } =
+        cfg;
+    kv(
+        "mode",
+        &match mode {
+            Mode::Routed => "routed",
+        },
+    );
+
+    kv("interfaces", &interfaces.len());
+    for (i, itf) in interfaces.iter().enumerate() {
+        let InterfaceCfg { name, tap, mac, address, security_level, mtu, standby_address, monitor } = itf;
+        kv("interface", &i);
+        kv(" name", &text(name));
+        kv(" tap", &text(tap));
+        kv(" mac", mac);
+        kv(" address", address);
+        kv(" security_level", security_level);
+        kv(" mtu", mtu);
+        kv(" standby_address", &opt(standby_address.as_ref().map(|a| a as &dyn fmt::Display)));
+        kv(" monitor", monitor);
+    }
+
+    kv("routes", &routes.len());
+    for RouteCfg { destination, gateway, interface } in routes {
+        kv("route", &format!("{destination} via {gateway} on {}", interface.0));
+    }
+
+    kv("acls", &acls.len());
+    for (i, acl) in acls.iter().enumerate() {
+        let Some(rules) = acl else {
+            kv("acl", &format!("{i} none"));
+            continue;
+        };
+        kv("acl", &format!("{i} rules {}", rules.len()));
+        for AclRule { action, proto, src, dst, sport, dport, icmp_type, line: _ } in rules {
+            let action = match action {
+                AclAction::Permit => "permit",
+                AclAction::Deny => "deny",
+                AclAction::Reject => "reject",
+            };
+            let proto = opt(proto.as_ref().map(|p| p as &dyn fmt::Display));
+            let icmp_type = opt(icmp_type.as_ref().map(|t| t as &dyn fmt::Display));
+            kv(
+                " rule",
+                &format!(
+                    "{action} proto {proto} src {src} dst {dst} sport {} dport {} icmp_type {icmp_type}",
+                    range(*sport),
+                    range(*dport)
+                ),
+            );
+        }
+    }
+
+    kv("nat", &nat.len());
+    for rule in nat {
+        let line = match rule {
+            NatRule::DynamicPat { inside, outside, address } => format!(
+                "dynamic-pat {} {} address {}",
+                inside.0,
+                outside.0,
+                opt(address.as_ref().map(|a| a as &dyn fmt::Display))
+            ),
+            NatRule::Static { inside, outside, real, mapped } => {
+                format!("static {} {} real {real} mapped {mapped}", inside.0, outside.0)
+            }
+            NatRule::PortForward { inside, outside, proto, mapped, mapped_port, real, real_port } => format!(
+                "port-forward {} {} proto {proto} mapped {}:{mapped_port} real {real}:{real_port}",
+                inside.0,
+                outside.0,
+                opt(mapped.as_ref().map(|a| a as &dyn fmt::Display))
+            ),
+        };
+        kv("rule", &line);
+    }
+
+    let Timeouts {
+        tcp_syn,
+        tcp_established,
+        tcp_fin,
+        tcp_time_wait,
+        tcp_closed,
+        udp,
+        udp_unreplied,
+        icmp,
+        arp,
+        fragment,
+    } = timeouts;
+    kv("timeout tcp_syn", &us(*tcp_syn));
+    kv("timeout tcp_established", &us(*tcp_established));
+    kv("timeout tcp_fin", &us(*tcp_fin));
+    kv("timeout tcp_time_wait", &us(*tcp_time_wait));
+    kv("timeout tcp_closed", &us(*tcp_closed));
+    kv("timeout udp", &us(*udp));
+    kv("timeout udp_unreplied", &us(*udp_unreplied));
+    kv("timeout icmp", &us(*icmp));
+    kv("timeout arp", &us(*arp));
+    kv("timeout fragment", &us(*fragment));
+
+    let Limits { max_conns, arp_queue, max_fragments, icmp_rate } = limits;
+    kv("limit max_conns", max_conns);
+    kv("limit arp_queue", arp_queue);
+    kv("limit max_fragments", max_fragments);
+    kv("limit icmp_rate", icmp_rate);
+
+    match failover {
+        None => kv("failover", &"none"),
+        Some(FailoverCfg {
+            unit: _,
+            interface,
+            local: _,
+            peer: _,
+            port,
+            hello_group,
+            hello_port,
+            key: _,
+            poll,
+            hold,
+            interface_poll,
+            interface_hold,
+            preempt,
+        }) => {
+            kv("failover", &"on");
+            kv(" interface", &text(interface));
+            kv(" port", port);
+            kv(" hello_group", hello_group);
+            kv(" hello_port", hello_port);
+            kv(" poll", &us(*poll));
+            kv(" hold", &us(*hold));
+            kv(" interface_poll", &us(*interface_poll));
+            kv(" interface_hold", &us(*interface_hold));
+            kv(" preempt", &preempt.map_or_else(|| "-".to_owned(), |d| us(d).to_string()));
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // The DTO: the file's shape, nothing checked but TOML types.
 
@@ -119,6 +308,7 @@ struct FileDto {
     nat: Vec<S<NatDto>>,
     timeouts: Option<TimeoutsDto>,
     limits: Option<LimitsDto>,
+    failover: Option<S<FailoverDto>>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +328,8 @@ struct InterfaceDto {
     address: Option<S<String>>,
     security_level: Option<S<i64>>,
     mtu: Option<S<i64>>,
+    standby_address: Option<S<String>>,
+    monitor: Option<S<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +401,26 @@ struct LimitsDto {
     icmp_rate: Option<S<i64>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailoverDto {
+    unit: Option<S<String>>,
+    interface: Option<S<String>>,
+    local: Option<S<String>>,
+    peer: Option<S<String>>,
+    port: Option<S<i64>>,
+    hello_group: Option<S<String>>,
+    hello_port: Option<S<i64>>,
+    key: Option<S<String>>,
+    key_file: Option<S<String>>,
+    poll_ms: Option<S<i64>>,
+    hold_ms: Option<S<i64>>,
+    interface_poll_ms: Option<S<i64>>,
+    interface_hold_ms: Option<S<i64>>,
+    preempt: Option<S<bool>>,
+    preempt_delay_ms: Option<S<i64>>,
+}
+
 /// Ports, protocols and durations take either form. Hand-written rather than
 /// `#[serde(untagged)]` so a wrong type says "expected an integer or a string"
 /// instead of "did not match any variant".
@@ -266,7 +478,11 @@ fn structural_message(msg: &str, key: Option<&str>) -> String {
     }
     let mut out = msg.replace("expected i64", "expected an integer");
     if let (Some(rest), Some(key)) = (out.strip_prefix("invalid type: "), key) {
-        out = format!("wrong type for \"{key}\": found {rest}");
+        out = match (key, rest.rsplit_once(", expected ")) {
+            // The failover key is a secret: say what was wanted, not what was found.
+            ("key", Some((_, wanted))) => format!("wrong type for \"key\": expected {wanted}"),
+            _ => format!("wrong type for \"{key}\": found {rest}"),
+        };
     }
     if out.contains("expected a sequence") {
         out += " (write [[name]] with double brackets for each entry of a list of tables)";
@@ -299,6 +515,7 @@ const SECTIONS: &[(&str, FieldsFn)] = &[
     ("in [[nat]]", fields_of::<NatDto>),
     ("in [timeouts]", fields_of::<TimeoutsDto>),
     ("in [limits]", fields_of::<LimitsDto>),
+    ("in [failover]", fields_of::<FailoverDto>),
 ];
 
 /// The field names serde derived for `T`, read by handing it a deserializer
@@ -346,7 +563,11 @@ struct Checker<'a> {
 struct Ifaces {
     names: Vec<Option<String>>,
     nets: Vec<Option<Ipv4Net>>,
+    taps: Vec<Option<String>>,
     cfgs: Vec<Option<InterfaceCfg>>,
+    /// Each parsed standby_address, its byte offset and its interface, for
+    /// the checks that need the routes and NAT rules too.
+    standby: Vec<(Ipv4Addr, usize, IfIndex)>,
 }
 
 impl Ifaces {
@@ -435,12 +656,14 @@ impl Checker<'_> {
 
     fn check(&mut self, dto: &FileDto) -> Config {
         let (hostname, mode, control_socket) = self.appliance(dto.appliance.as_ref());
-        let ifs = self.interfaces(&dto.interface);
+        let ifs = self.interfaces(&dto.interface, dto.failover.is_some());
         let routes = self.routes(&ifs, &dto.route);
         let acls = self.acls(&ifs, &dto.acl);
         let nat = self.nat(&ifs, &dto.nat);
         let timeouts = self.timeouts(dto.timeouts.as_ref());
         let limits = self.limits(dto.limits.as_ref());
+        self.standby_conflicts(&ifs, dto);
+        let failover = dto.failover.as_ref().and_then(|f| self.failover(f, &ifs));
         Config {
             hostname,
             mode,
@@ -451,7 +674,7 @@ impl Checker<'_> {
             nat,
             timeouts,
             limits,
-            failover: None,
+            failover,
         }
     }
 
@@ -497,8 +720,11 @@ impl Checker<'_> {
         (hostname, mode, socket)
     }
 
-    fn interfaces(&mut self, dtos: &[S<InterfaceDto>]) -> Ifaces {
-        let mut ifs = Ifaces { names: Vec::new(), nets: Vec::new(), cfgs: Vec::new() };
+    /// `failover`: whether the file has a [failover] section, which makes
+    /// standby_address required rather than refused.
+    fn interfaces(&mut self, dtos: &[S<InterfaceDto>], failover: bool) -> Ifaces {
+        let mut ifs =
+            Ifaces { names: Vec::new(), nets: Vec::new(), taps: Vec::new(), cfgs: Vec::new(), standby: Vec::new() };
         if dtos.is_empty() {
             self.error(0, "no [[interface]] is defined; the appliance needs at least one");
         }
@@ -510,7 +736,8 @@ impl Checker<'_> {
         let mut seen_name: HashMap<String, usize> = HashMap::new();
         let mut seen_tap: HashMap<String, usize> = HashMap::new();
         let mut seen_mac: HashMap<Mac, usize> = HashMap::new();
-        for sd in dtos {
+        let mut seen_standby: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for (idx, sd) in dtos.iter().enumerate() {
             let at = sd.span().start;
             let d = sd.get_ref();
             let name = d.name.as_ref().map(|n| n.get_ref().clone());
@@ -584,10 +811,51 @@ impl Checker<'_> {
                 Some(v) => self.int_in(v, "mtu", 576, 9000),
             };
 
+            // Outer None: an error. Inner None: no standby address (no failover).
+            let standby: Option<Option<Ipv4Addr>> = match (&d.standby_address, failover) {
+                (None, false) => Some(None),
+                (Some(v), false) => {
+                    self.error_at(v, "standby_address needs a [failover] section; remove it or add [failover]");
+                    None
+                }
+                (None, true) => {
+                    let msg = format!(
+                        "{section} needs a standby_address: with [failover], every interface needs the standby unit's address on its subnet"
+                    );
+                    self.error(d.name.as_ref().map_or(at, |n| n.span().start), msg);
+                    None
+                }
+                (Some(v), true) => self.ipv4(v).and_then(|ip| {
+                    if address.is_some_and(|a| a.addr == ip) {
+                        let msg = format!(
+                            "standby_address {ip} is this interface's own address; the standby unit needs an address of its own"
+                        );
+                        self.error_at(v, msg);
+                        return None;
+                    }
+                    if let Some(&first) = seen_standby.get(&ip) {
+                        let msg = format!(
+                            "standby_address {ip} is already used at line {}; each interface needs its own",
+                            self.line_of(first)
+                        );
+                        self.error_at(v, msg);
+                        return None;
+                    }
+                    seen_standby.insert(ip, v.span().start);
+                    // Checked against the whole config in `standby_conflicts`.
+                    ifs.standby.push((ip, v.span().start, IfIndex(idx.min(255) as u8)));
+                    Some(Some(ip))
+                }),
+            };
+            let monitor = d.monitor.as_ref().is_none_or(|v| *v.get_ref());
+
             ifs.names.push(name.clone().filter(|_| ok));
             ifs.nets.push(address);
-            ifs.cfgs.push(match (name, tap, mac, address, level, mtu) {
-                (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu)) if ok => {
+            ifs.taps.push(tap.clone());
+            ifs.cfgs.push(match (name, tap, mac, address, level, mtu, standby) {
+                (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu), Some(standby_address))
+                    if ok =>
+                {
                     Some(InterfaceCfg {
                         name,
                         tap,
@@ -595,8 +863,8 @@ impl Checker<'_> {
                         address,
                         security_level: level as u8,
                         mtu: mtu as u16,
-                        standby_address: None,
-                        monitor: true,
+                        standby_address,
+                        monitor,
                     })
                 }
                 _ => None,
@@ -1094,6 +1362,267 @@ impl Checker<'_> {
             }
         }
         t
+    }
+
+    /// Checks each standby_address against what only the whole file knows:
+    /// the other interfaces, the NAT rules and the route gateways. The
+    /// standby unit answers ARP for its address, so it must be a host of
+    /// its own on the interface's subnet.
+    fn standby_conflicts(&mut self, ifs: &Ifaces, dto: &FileDto) {
+        // Addresses of other things, each with a description and its line.
+        let mut taken: Vec<(Ipv4Addr, String)> = Vec::new();
+        for n in &dto.nat {
+            let line = self.line_of(n.span().start);
+            let n = n.get_ref();
+            for (what, v) in [("address", &n.address), ("mapped address", &n.mapped), ("real address", &n.real)] {
+                if let Some(ip) = v.as_ref().and_then(|v| v.get_ref().parse::<Ipv4Addr>().ok()) {
+                    taken.push((ip, format!("the {what} of the [[nat]] at line {line}")));
+                }
+            }
+        }
+        for r in &dto.route {
+            let line = self.line_of(r.span().start);
+            if let Some(ip) = r.get_ref().gateway.as_ref().and_then(|v| v.get_ref().parse::<Ipv4Addr>().ok()) {
+                taken.push((ip, format!("the gateway of the [[route]] at line {line}")));
+            }
+        }
+        for &(ip, at, i) in &ifs.standby {
+            if let Some(j) = ifs.nets.iter().position(|n| n.is_some_and(|n| n.addr == ip)) {
+                let msg =
+                    format!("standby_address {ip} is the address of interface \"{}\"", ifs.name(IfIndex(j as u8)));
+                self.error(at, msg);
+            } else if let Some((_, what)) = taken.iter().find(|(t, _)| *t == ip) {
+                let msg = format!("standby_address {ip} is also {what}; the standby unit needs an address of its own");
+                self.error(at, msg);
+            } else if let Some(net) = ifs.nets.get(i.idx()).copied().flatten() {
+                if !is_host_on(net, ip) {
+                    let msg = format!(
+                        "standby_address {ip} is not a host on interface \"{}\" ({}/{}); the standby unit's address must be on the interface's subnet",
+                        ifs.name(i),
+                        net.network(),
+                        net.len
+                    );
+                    self.error(at, msg);
+                }
+            }
+        }
+    }
+
+    fn failover(&mut self, sd: &S<FailoverDto>, ifs: &Ifaces) -> Option<FailoverCfg> {
+        const SECTION: &str = "[failover]";
+        let at = sd.span().start;
+        let d = sd.get_ref();
+
+        let unit = self.need(&d.unit, "unit", SECTION, at).and_then(|v| match v.get_ref().as_str() {
+            "primary" => Some(Unit::Primary),
+            "secondary" => Some(Unit::Secondary),
+            other => {
+                let hint = suggest(other, &["primary", "secondary"])
+                    .map_or(String::new(), |s| format!("did you mean \"{s}\"? "));
+                let msg = format!("unknown unit \"{other}\"; {hint}use \"primary\" or \"secondary\"");
+                self.error_at(v, msg);
+                None
+            }
+        });
+
+        let interface = self.need(&d.interface, "interface", SECTION, at).and_then(|v| {
+            let s = v.get_ref();
+            // Linux IFNAMSIZ is 16 including the NUL.
+            if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', '\t', ':']) || s == "." || s == ".." {
+                let msg = format!(
+                    "failover interface \"{s}\" is not a valid device name; use 1 to 15 bytes without '/', ':' or spaces"
+                );
+                self.error_at(v, msg);
+                return None;
+            }
+            if let Some(i) = ifs.taps.iter().position(|t| t.as_deref() == Some(s.as_str())) {
+                let msg = format!(
+                    "failover interface \"{s}\" is the TAP device of interface \"{}\"; the failover link needs a host interface of its own",
+                    ifs.name(IfIndex(i as u8))
+                );
+                self.error_at(v, msg);
+                return None;
+            }
+            Some(s.clone())
+        });
+
+        let local = self.need(&d.local, "local", SECTION, at).and_then(|v| self.link_address(v, "local"));
+        let peer = self.need(&d.peer, "peer", SECTION, at).and_then(|v| {
+            let ip = self.link_address(v, "peer")?;
+            if local == Some(ip) {
+                let msg = format!("peer {ip} is the same as local; peer is the other unit's failover link address");
+                self.error_at(v, msg);
+                return None;
+            }
+            Some(ip)
+        });
+
+        let port = d.port.as_ref().map_or(Some(i64::from(DEFAULT_FAILOVER_PORT)), |v| self.int_in(v, "port", 1, 65535));
+        let hello_port = d
+            .hello_port
+            .as_ref()
+            .map_or(Some(i64::from(DEFAULT_HELLO_PORT)), |v| self.int_in(v, "hello_port", 1, 65535))
+            .and_then(|hp| {
+                if port != Some(hp) {
+                    return Some(hp);
+                }
+                // Point at whichever of the two was written.
+                let where_ = d.hello_port.as_ref().or(d.port.as_ref()).map_or(at, |v| v.span().start);
+                let msg = format!(
+                    "hello_port {hp} is the same as port; hellos and the delta stream need different UDP ports"
+                );
+                self.error(where_, msg);
+                None
+            });
+        let hello_group = match &d.hello_group {
+            None => Some(DEFAULT_HELLO_GROUP),
+            Some(v) => self.ipv4(v).and_then(|ip| {
+                if ip.is_multicast() {
+                    return Some(ip);
+                }
+                let msg = format!(
+                    "hello_group {ip} is not an IPv4 multicast address; use one in 224.0.0.0/4 such as {DEFAULT_HELLO_GROUP}"
+                );
+                self.error_at(v, msg);
+                None
+            }),
+        };
+
+        let key = match (&d.key, &d.key_file) {
+            (None, None) => {
+                self.error(
+                    at,
+                    "exactly one of key or key_file is required: there is no unauthenticated failover; add key_file = \"/etc/twinwall/failover.key\"",
+                );
+                None
+            }
+            (Some(k), Some(f)) => {
+                let later = k.span().start.max(f.span().start);
+                self.error(
+                    later,
+                    "exactly one of key or key_file is required: there is no unauthenticated failover; remove key or key_file",
+                );
+                None
+            }
+            // Never put the key itself into a message: KeyError's Display
+            // describes it without quoting it.
+            (Some(k), None) => match KeyMaterial::from_key_text(k.get_ref()) {
+                Ok(_) => Some(KeySource::Inline(k.get_ref().clone())),
+                Err(e) => {
+                    self.error_at(k, e.to_string());
+                    None
+                }
+            },
+            (None, Some(f)) => {
+                let p = f.get_ref();
+                if p.starts_with('/') && !p.contains(['\n', '\0']) {
+                    Some(KeySource::File(p.clone()))
+                } else {
+                    let msg = format!(
+                        "key_file \"{p}\" must be an absolute path; the unit reads it at start, whatever its working directory"
+                    );
+                    self.error_at(f, msg);
+                    None
+                }
+            }
+        };
+
+        let poll = d.poll_ms.as_ref().map_or(Some(DEFAULT_POLL_MS), |v| self.int_in(v, "poll_ms", 1, 15_000));
+        let hold = d.hold_ms.as_ref().map_or(Some(DEFAULT_HOLD_MS), |v| self.int_in(v, "hold_ms", 1, 60_000));
+        let hold = self.hold_at_least_3_polls(
+            (poll, &d.poll_ms, "poll_ms"),
+            (hold, &d.hold_ms, "hold_ms"),
+            format!("hold_ms defaults to {DEFAULT_HOLD_MS}"),
+        );
+        let if_poll = match &d.interface_poll_ms {
+            None => poll,
+            Some(v) => self.int_in(v, "interface_poll_ms", 1, 15_000),
+        };
+        let if_hold = match &d.interface_hold_ms {
+            None => hold,
+            Some(v) => self.int_in(v, "interface_hold_ms", 1, 60_000),
+        };
+        // With neither written the pair is (poll_ms, hold_ms), checked above.
+        let if_hold = if d.interface_poll_ms.is_some() || d.interface_hold_ms.is_some() {
+            self.hold_at_least_3_polls(
+                (if_poll, &d.interface_poll_ms, "interface_poll_ms"),
+                (if_hold, &d.interface_hold_ms, "interface_hold_ms"),
+                format!("interface_hold_ms defaults to hold_ms ({})", hold.map_or("?".to_owned(), |h| h.to_string())),
+            )
+        } else {
+            if_hold
+        };
+
+        let preempt_on = d.preempt.as_ref().is_some_and(|v| *v.get_ref());
+        let delay = match &d.preempt_delay_ms {
+            None => Some(0),
+            Some(v) if !preempt_on => {
+                self.error_at(v, "preempt_delay_ms applies only with preempt = true; remove it or set preempt = true");
+                None
+            }
+            Some(v) => self.int_in(v, "preempt_delay_ms", 0, 3_600_000),
+        };
+        let ms = |n: i64| Duration::from_millis(n as u64);
+        Some(FailoverCfg {
+            unit: unit?,
+            interface: interface?,
+            local: local?,
+            peer: peer?,
+            port: port? as u16,
+            hello_group: hello_group?,
+            hello_port: hello_port? as u16,
+            key: key?,
+            poll: ms(poll?),
+            hold: ms(hold?),
+            interface_poll: ms(if_poll?),
+            interface_hold: ms(if_hold?),
+            preempt: if preempt_on { Some(ms(delay?)) } else { None },
+        })
+    }
+
+    /// `local` or `peer` of the failover link: a unicast host address.
+    fn link_address(&mut self, v: &S<String>, key: &str) -> Option<Ipv4Addr> {
+        let ip = self.ipv4(v)?;
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() {
+            let msg = format!(
+                "{key} {ip} cannot be a failover link address; use a unicast host address such as 169.254.73.1"
+            );
+            self.error_at(v, msg);
+            return None;
+        }
+        Some(ip)
+    }
+
+    /// Returns the hold time if it is at least [`MIN_HOLD_POLLS`] polls,
+    /// reporting at the hold key if written, else at the poll key (the hold
+    /// is then a default, described by `default_hold`).
+    fn hold_at_least_3_polls(
+        &mut self,
+        (poll, poll_v, poll_key): (Option<i64>, &Option<S<i64>>, &str),
+        (hold, hold_v, hold_key): (Option<i64>, &Option<S<i64>>, &str),
+        default_hold: String,
+    ) -> Option<i64> {
+        let (Some(p), Some(h)) = (poll, hold) else { return hold };
+        let min = p * MIN_HOLD_POLLS;
+        if h >= min {
+            return Some(h);
+        }
+        match (hold_v, poll_v) {
+            (Some(v), _) => {
+                let msg =
+                    format!("{hold_key} {h} is less than {MIN_HOLD_POLLS} x {poll_key} ({p}); the minimum is {min}");
+                self.error_at(v, msg);
+            }
+            (None, Some(v)) => {
+                let msg = format!(
+                    "{poll_key} {p} needs {hold_key} of at least {min} ({MIN_HOLD_POLLS} x {poll_key}), but {default_hold}; set {hold_key}"
+                );
+                self.error_at(v, msg);
+            }
+            // Both defaults: they satisfy the rule, or a default changed.
+            (None, None) => {}
+        }
+        None
     }
 
     fn limits(&mut self, dto: Option<&LimitsDto>) -> Limits {
@@ -1709,5 +2238,354 @@ type = "port-forwad"
         assert_eq!(suggest("adress", &["name", "address"]), Some("address"));
         assert_eq!(suggest("zzz", &["name", "address"]), None);
         assert_eq!(suggest("Inside", &["inside"]), Some("inside"));
+    }
+
+    // -----------------------------------------------------------------------
+    // [failover]
+
+    const LAB_PRIMARY: &str = include_str!("../../integration/lab/failover/primary.toml");
+    const LAB_SECONDARY: &str = include_str!("../../integration/lab/failover/secondary.toml");
+
+    /// IFS with a standby address on each interface: 15 lines, so text
+    /// appended to it starts on line 16.
+    fn fo_ifs() -> String {
+        IFS.replace("security_level = 100\n", "security_level = 100\nstandby_address = \"192.168.10.2\"\n")
+            .replace("security_level = 0\n", "security_level = 0\nstandby_address = \"203.0.113.2\"\n")
+    }
+
+    /// A minimal valid [failover] section, lines 16 to 21 after `fo_ifs()`.
+    const FO: &str = r#"[failover]
+unit = "primary"
+interface = "fo0"
+local = "169.254.73.1"
+peer = "169.254.73.2"
+key = "twinwall-test-failover-key"
+"#;
+
+    #[test]
+    fn failover_full_section() {
+        let text = format!(
+            r#"{}[failover]
+unit = "secondary"
+interface = "fo1"
+local = "169.254.73.2"
+peer = "169.254.73.1"
+port = 7000
+hello_group = "239.1.2.3"
+hello_port = 7001
+key_file = "/etc/twinwall/failover.key"
+poll_ms = 10
+hold_ms = 30
+interface_poll_ms = 20
+interface_hold_ms = 100
+preempt = true
+preempt_delay_ms = 5000
+"#,
+            fo_ifs().replace("security_level = 0\n", "security_level = 0\nmonitor = false\n")
+        );
+        let c = ok(&text);
+        assert_eq!(
+            c.failover,
+            Some(FailoverCfg {
+                unit: Unit::Secondary,
+                interface: "fo1".into(),
+                local: ip("169.254.73.2"),
+                peer: ip("169.254.73.1"),
+                port: 7000,
+                hello_group: ip("239.1.2.3"),
+                hello_port: 7001,
+                key: KeySource::File("/etc/twinwall/failover.key".into()),
+                poll: Duration::from_millis(10),
+                hold: Duration::from_millis(30),
+                interface_poll: Duration::from_millis(20),
+                interface_hold: Duration::from_millis(100),
+                preempt: Some(Duration::from_millis(5000)),
+            })
+        );
+        let standby: Vec<_> = c.interfaces.iter().map(|i| (i.standby_address, i.monitor)).collect();
+        assert_eq!(standby, [(Some(ip("192.168.10.2")), true), (Some(ip("203.0.113.2")), false)]);
+    }
+
+    #[test]
+    fn failover_defaults() {
+        let c = ok(&format!("{}{FO}", fo_ifs()));
+        let f = c.failover.expect("failover configured");
+        assert_eq!((f.unit, f.interface.as_str()), (Unit::Primary, "fo0"));
+        assert_eq!((f.port, f.hello_group, f.hello_port), (7340, ip("239.255.73.40"), 7341));
+        assert_eq!(f.key, KeySource::Inline("twinwall-test-failover-key".into()));
+        assert_eq!((f.poll, f.hold), (Duration::from_millis(50), Duration::from_millis(250)));
+        assert_eq!((f.interface_poll, f.interface_hold), (f.poll, f.hold));
+        assert_eq!(f.preempt, None);
+        // The interface timers default to the link's, whatever those are.
+        let f = ok(&format!("{}{FO}poll_ms = 2\nhold_ms = 8\npreempt = true\n", fo_ifs())).failover.unwrap();
+        assert_eq!((f.interface_poll, f.interface_hold), (Duration::from_millis(2), Duration::from_millis(8)));
+        assert_eq!(f.preempt, Some(Duration::ZERO));
+        // 64 hex digits are a key too.
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let f = ok(&format!("{}{}", fo_ifs(), FO.replace("twinwall-test-failover-key", hex))).failover.unwrap();
+        assert_eq!(f.key, KeySource::Inline(hex.into()));
+        // No [failover]: a single unit, every interface monitored (for later).
+        let c = ok(IFS);
+        assert_eq!(c.failover, None);
+        assert!(c.interfaces.iter().all(|i| i.standby_address.is_none() && i.monitor));
+    }
+
+    #[test]
+    fn failover_value_errors() {
+        let text = format!(
+            r#"{}[failover]
+unit = "primry"
+interface = "tw-inside"
+local = "224.0.0.5"
+peer = "0.0.0.0"
+port = 0
+hello_group = "10.0.0.1"
+key_file = "etc/twinwall/failover.key"
+preempt_delay_ms = 100
+"#,
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("17:8", "unknown unit \"primry\"; did you mean \"primary\"? use \"primary\" or \"secondary\""),
+                ("18:13", "failover interface \"tw-inside\" is the TAP device of interface \"inside\""),
+                ("19:9", "local 224.0.0.5 cannot be a failover link address"),
+                ("20:8", "peer 0.0.0.0 cannot be a failover link address"),
+                ("21:8", "port 0 is out of range; use 1 to 65535"),
+                ("22:15", "hello_group 10.0.0.1 is not an IPv4 multicast address"),
+                ("23:12", "key_file \"etc/twinwall/failover.key\" must be an absolute path"),
+                ("24:20", "preempt_delay_ms applies only with preempt = true"),
+            ],
+        );
+        let text = format!("{}{FO}", fo_ifs()) + "interface_poll_ms = 0\nhello_port = 7340\n";
+        expect(
+            &text,
+            &[
+                ("22:21", "interface_poll_ms 0 is out of range; use 1 to 15000"),
+                ("23:14", "hello_port 7340 is the same as port"),
+            ],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("peer = \"169.254.73.2\"", "peer = \"169.254.73.1\"")),
+            &[("20:8", "peer 169.254.73.1 is the same as local")],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("fo0", "a-failover-link-name")),
+            &[("18:13", "failover interface \"a-failover-link-name\" is not a valid device name")],
+        );
+        expect(
+            &format!("{}{}", fo_ifs(), FO.replace("unit = \"primary\"\n", "")),
+            &[("16:1", "missing key \"unit\" in [failover]")],
+        );
+    }
+
+    #[test]
+    fn failover_timer_errors() {
+        let base = format!("{}{FO}", fo_ifs());
+        expect(&format!("{base}poll_ms = 0\n"), &[("22:11", "poll_ms 0 is out of range; use 1 to 15000")]);
+        expect(
+            &format!("{base}poll_ms = 50\nhold_ms = 149\n"),
+            &[("23:11", "hold_ms 149 is less than 3 x poll_ms (50); the minimum is 150")],
+        );
+        expect(
+            &format!("{base}poll_ms = 100\n"),
+            &[(
+                "22:11",
+                "poll_ms 100 needs hold_ms of at least 300 (3 x poll_ms), but hold_ms defaults to 250; set hold_ms",
+            )],
+        );
+        expect(
+            &format!("{base}interface_poll_ms = 10\ninterface_hold_ms = 20\n"),
+            &[("23:21", "interface_hold_ms 20 is less than 3 x interface_poll_ms (10); the minimum is 30")],
+        );
+        expect(
+            &format!("{base}hold_ms = 600\ninterface_poll_ms = 250\n"),
+            &[(
+                "23:21",
+                "interface_poll_ms 250 needs interface_hold_ms of at least 750 (3 x interface_poll_ms), but interface_hold_ms defaults to hold_ms (600)",
+            )],
+        );
+        // Exactly 3 x poll is enough.
+        let f = ok(&format!("{base}poll_ms = 1\nhold_ms = 3\n")).failover.unwrap();
+        assert_eq!((f.poll, f.hold), (Duration::from_millis(1), Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn failover_key_errors() {
+        let ifs = fo_ifs();
+        let neither = FO.replace("key = \"twinwall-test-failover-key\"\n", "");
+        expect(
+            &format!("{ifs}{neither}"),
+            &[("16:1", "exactly one of key or key_file is required: there is no unauthenticated failover")],
+        );
+        expect(
+            &format!("{ifs}{FO}key_file = \"/etc/twinwall/failover.key\"\n"),
+            &[("22:12", "exactly one of key or key_file is required: there is no unauthenticated failover")],
+        );
+        // The crypto's own message, at the key, without the key in it.
+        let short = format!("{ifs}{}", FO.replace("twinwall-test-failover-key", "short-secret"));
+        expect(&short, &[("21:7", "failover key is a 12-character passphrase; use at least 16")]);
+        let hex = format!("{ifs}{}", FO.replace("twinwall-test-failover-key", &"ab".repeat(20)));
+        expect(&hex, &[("21:7", "looks like a hex key but has 40 digits")]);
+        for text in [short, hex] {
+            let errs = parse(&text, "t.toml").unwrap_err();
+            assert!(errs.iter().all(|e| !e.msg.contains("short-secret") && !e.msg.contains("abab")), "{errs:?}");
+        }
+        // A key of the wrong type is not echoed either.
+        let text = format!("{ifs}{}", FO.replace("\"twinwall-test-failover-key\"", "1234567890123456789"));
+        expect(&text, &[("21:7", "wrong type for \"key\": expected a string")]);
+        let errs = parse(&text, "t.toml").unwrap_err();
+        assert!(!errs[0].msg.contains("1234567890"), "{errs:?}");
+    }
+
+    #[test]
+    fn failover_unknown_key_suggests() {
+        expect(
+            &format!("{}{FO}hello_grup = \"239.255.73.40\"\n", fo_ifs()),
+            &[("22:1", "unknown key \"hello_grup\" in [failover]; did you mean \"hello_group\"?")],
+        );
+        expect(
+            &format!("{}{FO}bananas = 3\n", fo_ifs()),
+            &[("22:1", "unknown key \"bananas\" in [failover]; the keys here are \"unit\", \"interface\"")],
+        );
+        expect(
+            &format!("{}{FO}", fo_ifs().replace("standby_address", "standby_adress")),
+            &[("7:1", "unknown key \"standby_adress\" in [[interface]]; did you mean \"standby_address\"?")],
+        );
+    }
+
+    #[test]
+    fn standby_address_errors() {
+        // Without [failover].
+        expect(
+            &fo_ifs(),
+            &[
+                ("7:19", "standby_address needs a [failover] section"),
+                ("15:19", "standby_address needs a [failover] section"),
+            ],
+        );
+        // Missing with [failover]: reported at the interface's name.
+        let text = format!("{}{FO}", fo_ifs().replace("standby_address = \"203.0.113.2\"\n", ""));
+        expect(&text, &[("10:8", "[[interface]] \"outside\" needs a standby_address")]);
+        // Own address, and not on the interface's subnet.
+        let text = format!(
+            "{}{FO}",
+            fo_ifs().replace("\"192.168.10.2\"", "\"192.168.10.1\"").replace("\"203.0.113.2\"", "\"198.51.100.2\"")
+        );
+        expect(
+            &text,
+            &[
+                ("7:19", "standby_address 192.168.10.1 is this interface's own address"),
+                ("15:19", "standby_address 198.51.100.2 is not a host on interface \"outside\" (203.0.113.0/24)"),
+            ],
+        );
+        // The same standby address twice; another interface's address; the
+        // subnet's broadcast address.
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"192.168.10.2\""));
+        expect(&text, &[("15:19", "standby_address 192.168.10.2 is already used at line 7")]);
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"192.168.10.1\""));
+        expect(&text, &[("15:19", "standby_address 192.168.10.1 is the address of interface \"inside\"")]);
+        let text = format!("{}{FO}", fo_ifs().replace("\"203.0.113.2\"", "\"203.0.113.255\""));
+        expect(&text, &[("15:19", "standby_address 203.0.113.255 is not a host on interface \"outside\"")]);
+    }
+
+    #[test]
+    fn standby_address_clashes_with_nat_and_routes() {
+        let text = format!(
+            r#"{}{FO}[[route]]
+destination = "0.0.0.0/0"
+gateway = "192.168.10.2"
+interface = "inside"
+[[nat]]
+type = "static"
+inside = "inside"
+outside = "outside"
+real = "192.168.10.20"
+mapped = "203.0.113.2"
+"#,
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("7:19", "standby_address 192.168.10.2 is also the gateway of the [[route]] at line 22"),
+                ("15:19", "standby_address 203.0.113.2 is also the mapped address of the [[nat]] at line 26"),
+            ],
+        );
+        let text = format!(
+            "{}{FO}[[nat]]\ntype = \"dynamic-pat\"\ninside = \"inside\"\noutside = \"outside\"\naddress = \"203.0.113.2\"\n",
+            fo_ifs()
+        );
+        expect(&text, &[("15:19", "standby_address 203.0.113.2 is also the address of the [[nat]] at line 22")]);
+    }
+
+    // -----------------------------------------------------------------------
+    // The failover config hash and the lab pair
+
+    #[test]
+    fn lab_failover_pair_parses_and_agrees() {
+        let a = ok(LAB_PRIMARY);
+        let b = ok(LAB_SECONDARY);
+        let (fa, fb) = (a.failover.as_ref().unwrap(), b.failover.as_ref().unwrap());
+        assert_eq!((fa.unit, fb.unit), (Unit::Primary, Unit::Secondary));
+        assert_eq!((fa.local, fa.peer), (fb.peer, fb.local));
+        assert_eq!((a.hostname.as_str(), b.hostname.as_str()), ("fw-a", "fw-b"));
+        assert_eq!(a.control_socket, "/run/twinwall/fw-primary.sock");
+        assert_eq!(b.control_socket, "/run/twinwall/fw-secondary.sock");
+        assert_eq!(fa.key, KeySource::Inline("twinwall-lab-failover-key-0001".into()));
+        assert_eq!((fa.poll, fa.hold), (Duration::from_millis(50), Duration::from_millis(250)));
+        let standby: Vec<_> = a.interfaces.iter().map(|i| (i.name.as_str(), i.standby_address)).collect();
+        assert_eq!(standby, [("inside", Some(ip("192.168.10.2"))), ("outside", Some(ip("203.0.113.2")))]);
+        assert_eq!(a.nat, [NatRule::DynamicPat { inside: IfIndex(0), outside: IfIndex(1), address: None }]);
+        assert_eq!(failover_config_hash(&a), failover_config_hash(&b));
+    }
+
+    #[test]
+    fn config_hash_ignores_per_unit_fields_only() {
+        let base = ok(LAB_PRIMARY);
+        let h = failover_config_hash(&base);
+        // Layout, comments and defaults written out do not matter.
+        let relaid = LAB_PRIMARY
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("hello_port") && !l.starts_with("port"))
+            .map(|l| l.split('#').next().unwrap().trim_end().to_owned() + "\n")
+            .collect::<String>();
+        assert_eq!(failover_config_hash(&ok(&relaid)), h);
+        // The key is checked by the crypto, not the hash.
+        let other_key = LAB_PRIMARY.replace("twinwall-lab-failover-key-0001", "another-passphrase-for-the-lab");
+        assert_eq!(failover_config_hash(&ok(&other_key)), h);
+
+        let changes = [
+            ("an ACL", format!("{LAB_PRIMARY}[[acl]]\ninterface = \"outside\"\nrules = [ {{ action = \"deny\" }} ]\n")),
+            ("a timeout", LAB_PRIMARY.replace("[failover]", "[timeouts]\nudp = \"3m\"\n[failover]")),
+            ("a limit", LAB_PRIMARY.replace("[failover]", "[limits]\nmax_conns = 5\n[failover]")),
+            ("a standby_address", LAB_PRIMARY.replace("203.0.113.2\"", "203.0.113.3\"")),
+            ("monitor", LAB_PRIMARY.replacen("monitor = true", "monitor = false", 1)),
+            ("a route", LAB_PRIMARY.replace("203.0.113.254", "203.0.113.253")),
+            ("NAT", LAB_PRIMARY.replace("type = \"dynamic-pat\"", "type = \"dynamic-pat\"\naddress = \"203.0.113.9\"")),
+            ("hold_ms", LAB_PRIMARY.replace("hold_ms = 250", "hold_ms = 300")),
+            ("preempt", LAB_PRIMARY.replace("preempt = false", "preempt = true")),
+            ("hello_group", LAB_PRIMARY.replace("239.255.73.40", "239.255.73.41")),
+        ];
+        for (what, text) in changes {
+            assert_ne!(failover_config_hash(&ok(&text)), h, "changing {what} must change the hash");
+        }
+    }
+
+    #[test]
+    fn config_hash_is_stable() {
+        // Pinned: a change here means a pair running old and new code sees a
+        // config mismatch. Bump the version line in canonical_text when it
+        // changes on purpose.
+        let text = canonical_text(&ok(LAB_PRIMARY));
+        assert!(
+            text.starts_with("twinwall-config-hash/1\nmode=routed\ninterfaces=2\ninterface=0\n name=6:inside\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nroute=0.0.0.0/0 via 203.0.113.254 on 1\n"), "{text}");
+        assert!(text.contains("\nfailover=on\n interface=3:fo0\n port=7340\n"), "{text}");
+        assert!(!text.contains("fw-a") && !text.contains("169.254") && !text.contains("lab-failover-key"), "{text}");
+        assert_eq!(failover_config_hash(&ok(LAB_PRIMARY)), 0x00ab_c1c1_77a9_7eaf);
     }
 }
