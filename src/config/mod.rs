@@ -7,7 +7,7 @@ pub mod types;
 
 use std::net::Ipv4Addr;
 
-pub use file::{parse, ConfigError};
+pub use file::{failover_config_hash, parse, ConfigError};
 pub use types::{Ipv4Net, Mac, PortRange};
 
 use crate::time::Duration;

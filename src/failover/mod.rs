@@ -186,25 +186,7 @@ impl Ha {
     }
 }
 
-/// What both units must agree on, hashed: the whole configuration except
-/// what differs per unit by design (unit, addresses on the failover link,
-/// the key, hostname and control socket).
+/// What both units must agree on, hashed (see `config::failover_config_hash`).
 pub fn config_hash(cfg: &Config) -> u64 {
-    let mut c = cfg.clone();
-    c.hostname.clear();
-    c.control_socket.clear();
-    if let Some(f) = c.failover.as_mut() {
-        f.unit = Unit::Primary;
-        f.local = std::net::Ipv4Addr::UNSPECIFIED;
-        f.peer = std::net::Ipv4Addr::UNSPECIFIED;
-        f.key = KeySource::Inline(String::new());
-    }
-    for r in c.acls.iter_mut().flatten() {
-        for rule in r.iter_mut() {
-            rule.line = 0;
-        }
-    }
-    let text = format!("{c:?}");
-    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    u64::from_be_bytes(d.as_ref()[..8].try_into().unwrap_or([0; 8]))
+    crate::config::failover_config_hash(cfg)
 }
