@@ -272,6 +272,13 @@ impl Appliance {
         self.ct.len()
     }
 
+    /// Every connection's two keys, sorted: for tests that compare units.
+    pub fn conn_keys(&self) -> Vec<[KeyV4; 2]> {
+        let mut v: Vec<[KeyV4; 2]> = self.ct.iter().map(|(_, c)| c.key).collect();
+        v.sort();
+        v
+    }
+
     pub fn alloc_frame(&mut self) -> FrameBuf {
         self.pool.get()
     }

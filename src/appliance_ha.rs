@@ -120,6 +120,7 @@ impl Appliance {
         }
         ha.count("ha-hellos-in");
         ha.last_any = Some(now);
+        ha.peer_dead = false;
         match path {
             Path::Link => {
                 ha.last_link = Some(now);
@@ -135,6 +136,16 @@ impl Appliance {
             }
         }
         let yielding = hello.has(hello_flags::YIELD);
+        if hello.role == State::Active {
+            ha.peer_active_epoch = Some(h.epoch);
+        }
+        let standby = matches!(ha.fsm.state(), State::StandbyCold | State::StandbyHot);
+        let restarted = ha.peer_active_epoch.is_some_and(|e| e != h.epoch);
+        if standby && matches!(hello.role, State::Init | State::Negotiating) && !restarted {
+            // A negotiating hello still in flight from the start we have
+            // just settled; only a new epoch means the active restarted.
+            return;
+        }
         let ev = match hello.role {
             State::Init | State::Negotiating => role::Event::PeerHelloNegotiating,
             State::Active => role::Event::PeerHelloActive { claim: hello.has(hello_flags::CLAIM) },
@@ -428,14 +439,22 @@ impl Appliance {
             // Keep the cadence; after a stall, do not send a burst.
             ha.next_hello = (ha.next_hello + ha.cfg.poll).max(now);
         }
-        if now >= ha.hold_deadline() {
+        if !ha.peer_dead && now >= ha.hold_deadline() {
             // No hello on any path for the hold time.
-            ha.last_any = Some(now);
+            ha.peer_dead = true;
             ha.last_link = None;
             ha.count("ha-peer-dead");
             self.ha_role_event(&mut ha, role::Event::PeerDead, now);
         } else if let Some(l) = ha.last_link {
-            if now >= l + ha.cfg.hold && !ha.fsm.failover_link_failed() {
+            // Link silent for the hold time while the peer was heard on a
+            // data interface within the last two hello intervals.
+            let peer_fresh = ha.last_any.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
+            let link_silent = now >= l + ha.cfg.hold;
+            if link_silent {
+                // Either way this deadline is spent; a later link hello re-arms it.
+                ha.last_link = None;
+            }
+            if link_silent && peer_fresh && !ha.fsm.failover_link_failed() {
                 ha.fsm.handle(role::Event::FailoverLinkDown, now);
                 ha.count("ha-failover-link-down");
                 let msg = "FAILOVER LINK DOWN: no hellos on the failover link, but the peer answers on a data interface; not taking over. Check the failover link.".to_string();
@@ -478,7 +497,7 @@ impl Appliance {
                 up += 1;
             }
         }
-        let peer_alive = now < ha.hold_deadline();
+        let peer_alive = !ha.peer_dead && now < ha.hold_deadline();
         let peer_up = ha.peer.map_or(0, |p| (p.up & p.monitored).count_ones());
         if down > 0 && !ha.local_failed && peer_alive && peer_up > up {
             ha.local_failed = true;
@@ -515,7 +534,10 @@ impl Appliance {
 
     pub(super) fn ha_poll_timeout(&self) -> Option<Instant> {
         let ha = self.ha.as_ref()?;
-        let mut t = Some(ha.next_hello.min(ha.hold_deadline()));
+        let mut t = Some(ha.next_hello);
+        if !ha.peer_dead {
+            t = crate::time::earliest(t, Some(ha.hold_deadline()));
+        }
         if let Some(l) = ha.last_link {
             if !ha.fsm.failover_link_failed() {
                 t = crate::time::earliest(t, Some(l + ha.cfg.hold));

@@ -85,9 +85,14 @@ pub struct Ha {
     pub tombstones: HashMap<u64, KeyV4>,
     pub peer: Option<HelloRepr>,
     pub peer_hello_epoch: Option<u32>,
+    /// Hello epoch of the peer when we last heard it active: a negotiating
+    /// hello under another epoch means it restarted.
+    pub peer_active_epoch: Option<u32>,
     pub last_link: Option<Instant>,
     pub last_data: Vec<Option<Instant>>,
     pub last_any: Option<Instant>,
+    /// PeerDead was raised and no hello has been heard since.
+    pub peer_dead: bool,
     /// Any frame received per data interface (interface health).
     pub last_rx: Vec<Option<Instant>>,
     pub local_failed: bool,
@@ -138,9 +143,11 @@ impl Ha {
             tombstones: HashMap::new(),
             peer: None,
             peer_hello_epoch: None,
+            peer_active_epoch: None,
             last_link: None,
             last_data: vec![None; n],
             last_any: None,
+            peer_dead: false,
             last_rx: vec![None; n],
             local_failed: false,
             next_hello: now,

@@ -1,0 +1,529 @@
+//! Two-unit failover simulation: two `Appliance` cores, one virtual clock, a
+//! failover link that drops, duplicates, reorders, delays and partitions
+//! (seeded), and simulated hosts with TCP and UDP flows through PAT.
+//!
+//! Invariants checked on every seed:
+//! * never two actives while any hello path between them works;
+//! * no takeover while the active lives (the standby only becomes active
+//!   after the active is killed);
+//! * every flow established and acknowledged before the kill continues on
+//!   the new active, with the same PAT port, without being re-evaluated
+//!   (the new active creates no connection for it);
+//! * after the old active returns it becomes standby, and the tables
+//!   converge.
+//!
+//! CI runs a fixed set of seeds. More: `TWINWALL_SIM_SEEDS=2000 cargo test
+//! --release --test ha_sim` (seeds 0..N), or `TWINWALL_SIM_SEED=1234` for one.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use twinwall::appliance::SyncDst;
+use twinwall::config::{self, IfIndex};
+use twinwall::entropy::{Entropy, SeededRng};
+use twinwall::frame::FrameBuf;
+use twinwall::ha::role::State;
+use twinwall::show::{Report, ShowWhat};
+use twinwall::testkit::{arp, ip, seen, tcp, udp, HOST_MAC, ROUTER_MAC};
+use twinwall::wire::arp as arpw;
+use twinwall::{Appliance, Duration, Instant, Output};
+
+const VMAC_OUT: [u8; 6] = [2, 0, 0x5e, 0x10, 0, 2];
+const STEP: Duration = Duration::from_millis(1);
+
+fn unit_config(file: &str) -> config::Config {
+    let path = format!("{}/integration/lab/failover/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    config::parse(&text, &path).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The failover link: datagrams with a delivery time.
+struct Link {
+    rng: SeededRng,
+    loss: u64,
+    dup: u64,
+    jitter_us: u64,
+    partitioned: bool,
+    queue: Vec<(Instant, usize, Vec<u8>)>,
+}
+
+impl Link {
+    fn chance(&mut self, percent: u64) -> bool {
+        self.rng.next_u64() % 100 < percent
+    }
+    fn send(&mut self, now: Instant, to: usize, bytes: Vec<u8>) {
+        if self.partitioned || self.chance(self.loss) {
+            return;
+        }
+        let copies = if self.chance(self.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = 100 + self.rng.next_u64() % self.jitter_us.max(1);
+            self.queue.push((now + Duration::from_micros(delay), to, bytes.clone()));
+        }
+    }
+    fn due(&mut self, now: Instant) -> Vec<(usize, Vec<u8>)> {
+        let mut out = vec![];
+        self.queue.sort_by_key(|(t, _, _)| *t);
+        while self.queue.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (_, to, b) = self.queue.remove(0);
+            out.push((to, b));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Flow {
+    tcp: bool,
+    sport: u16,
+    server: &'static str,
+    dport: u16,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    established_at: Option<Instant>,
+    /// Round trips completed, and the time of the last one.
+    rounds: u32,
+    last_round: Instant,
+    outstanding: Option<(Instant, u32)>,
+}
+
+/// The server side of a flow, keyed by what the server sees.
+#[derive(Debug, Clone, Default)]
+struct ServerFlow {
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    last_reply: Vec<u8>,
+}
+
+struct Sim {
+    now: Instant,
+    units: [Option<Appliance>; 2],
+    link: Link,
+    /// Frames in flight on the inside (0) and outside (1) segments, from a
+    /// station: 0 and 1 are the units, 2 the host or router.
+    segs: VecDeque<(usize, usize, Vec<u8>)>,
+    host_gw_mac: Option<[u8; 6]>,
+    router_fw_mac: Option<[u8; 6]>,
+    flows: Vec<Flow>,
+    server: BTreeMap<(u16, u16, bool), ServerFlow>,
+    /// Mapped (outside) source port the server saw per flow index.
+    mapped: BTreeMap<usize, Vec<u16>>,
+    dual_active_while_linked: u32,
+    killed: Option<Instant>,
+    rng: SeededRng,
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let now = Instant::from_millis(1_000);
+        let a = Appliance::new(unit_config("primary.toml"), now, Box::new(SeededRng::new(seed * 2 + 1)));
+        let b = Appliance::new(unit_config("secondary.toml"), now, Box::new(SeededRng::new(seed * 2 + 2)));
+        let mut rng = SeededRng::new(seed ^ 0x5eed);
+        let link = Link {
+            rng: SeededRng::new(rng.next_u64()),
+            loss: 0,
+            dup: 0,
+            jitter_us: 200,
+            partitioned: false,
+            queue: vec![],
+        };
+        Sim {
+            now,
+            units: [Some(a), Some(b)],
+            link,
+            segs: VecDeque::new(),
+            host_gw_mac: None,
+            router_fw_mac: None,
+            flows: vec![],
+            server: BTreeMap::new(),
+            mapped: BTreeMap::new(),
+            dual_active_while_linked: 0,
+            killed: None,
+            rng,
+        }
+    }
+
+    fn role(&self, u: usize) -> Option<State> {
+        self.units[u].as_ref().and_then(|a| a.role())
+    }
+
+    fn drain(&mut self, u: usize) {
+        let Some(app) = self.units[u].as_mut() else { return };
+        let mut frames = vec![];
+        let mut syncs = vec![];
+        while let Some(o) = app.poll_output() {
+            match o {
+                Output::Frame { port, buf } => {
+                    frames.push((port.idx(), buf.as_ref().to_vec()));
+                    app.recycle(buf);
+                }
+                Output::Sync { to, bytes } => syncs.push((to, bytes)),
+                Output::Event(_) => {}
+            }
+        }
+        for (seg, f) in frames {
+            self.segs.push_back((seg, u, f));
+        }
+        for (to, b) in syncs {
+            let _ = to == SyncDst::Peer; // both kinds go to the other unit
+            self.link.send(self.now, 1 - u, b);
+        }
+    }
+
+    /// Deliver every frame on the segments (a hub: everyone hears it).
+    fn deliver_frames(&mut self) {
+        let mut budget = 100_000;
+        while let Some((seg, from, f)) = self.segs.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "frame storm");
+            for u in 0..2 {
+                if u != from {
+                    if let Some(app) = self.units[u].as_mut() {
+                        app.handle_frame(IfIndex(seg as u8), FrameBuf::from_slice(&f), self.now);
+                    }
+                    self.drain(u);
+                }
+            }
+            if from != 2 {
+                if seg == 0 {
+                    self.host_rx(&f);
+                } else {
+                    self.router_rx(&f);
+                }
+            }
+        }
+    }
+
+    fn host_send(&mut self, f: FrameBuf) {
+        self.segs.push_back((0, 2, f.as_ref().to_vec()));
+    }
+
+    fn router_send(&mut self, f: FrameBuf) {
+        self.segs.push_back((1, 2, f.as_ref().to_vec()));
+    }
+
+    fn host_rx(&mut self, f: &[u8]) {
+        if f[12..14] == [8, 6] {
+            let a = &f[14..];
+            let spa = [a[14], a[15], a[16], a[17]];
+            if spa == [192, 168, 10, 1] {
+                self.host_gw_mac = Some(a[8..14].try_into().unwrap());
+            }
+            if a[6..8] == [0, 1] && a[24..28] == [192, 168, 10, 10] {
+                let sha: [u8; 6] = a[8..14].try_into().unwrap();
+                let spa = std::net::Ipv4Addr::from(spa).to_string();
+                self.host_send(arp(arpw::REPLY, sha, HOST_MAC, "192.168.10.10", sha, &spa));
+            }
+            return;
+        }
+        if f[12..14] != [8, 0] || f[0..6] != HOST_MAC {
+            return;
+        }
+        let s = seen(f);
+        let Some(i) = self.flows.iter().position(|fl| fl.sport == s.dport && fl.tcp == (s.proto == 6)) else {
+            return;
+        };
+        let (seq, ack, flags, plen) = if s.proto == 6 { tcp_fields(f) } else { (0, 0, 0, 0) };
+        let now = self.now;
+        let fl = &mut self.flows[i];
+        if fl.tcp {
+            if flags & 0x12 == 0x12 && fl.established_at.is_none() {
+                fl.rcv_nxt = seq.wrapping_add(1);
+                fl.snd_nxt = ack;
+                fl.established_at = Some(now);
+                fl.outstanding = None;
+                let (sport, server, dport, snd, rcv) = (fl.sport, fl.server, fl.dport, fl.snd_nxt, fl.rcv_nxt);
+                let gw = self.host_gw_mac.unwrap();
+                self.host_send(tcp(HOST_MAC, gw, "192.168.10.10", sport, server, dport, snd, rcv, "A", b""));
+            } else if plen > 0 && seq == fl.rcv_nxt {
+                fl.rcv_nxt = seq.wrapping_add(plen);
+                fl.rounds += 1;
+                fl.last_round = now;
+                fl.outstanding = None;
+            }
+        } else {
+            fl.rounds += 1;
+            fl.last_round = now;
+            fl.outstanding = None;
+            fl.established_at.get_or_insert(now);
+        }
+    }
+
+    fn router_rx(&mut self, f: &[u8]) {
+        if f[12..14] == [8, 6] {
+            let a = &f[14..];
+            let spa = [a[14], a[15], a[16], a[17]];
+            if spa == [203, 0, 113, 1] {
+                self.router_fw_mac = Some(a[8..14].try_into().unwrap());
+            }
+            if a[6..8] == [0, 1] && a[24..28] == [203, 0, 113, 254] {
+                let sha: [u8; 6] = a[8..14].try_into().unwrap();
+                let spa = std::net::Ipv4Addr::from(spa).to_string();
+                self.router_send(arp(arpw::REPLY, sha, ROUTER_MAC, "203.0.113.254", sha, &spa));
+            }
+            return;
+        }
+        if f[12..14] != [8, 0] || f[0..6] != ROUTER_MAC {
+            return;
+        }
+        let s = seen(f);
+        assert_eq!(s.src, ip("203.0.113.1"), "everything leaves through PAT");
+        let is_tcp = s.proto == 6;
+        let Some(i) = self.flows.iter().position(|fl| fl.dport == s.dport && fl.tcp == is_tcp && ip(fl.server) == s.dst)
+        else {
+            return;
+        };
+        self.mapped.entry(i).or_default().push(s.sport);
+        let fw = self.router_fw_mac.unwrap_or(VMAC_OUT);
+        let (server, dport) = (self.flows[i].server, self.flows[i].dport);
+        if !is_tcp {
+            let payload = &f[14 + 28..];
+            self.router_send(udp(ROUTER_MAC, fw, server, dport, "203.0.113.1", s.sport, payload));
+            return;
+        }
+        let (seq, _ack, flags, plen) = tcp_fields(f);
+        let key = (s.sport, dport, true);
+        let sf = self.server.entry(key).or_default();
+        if flags & 0x02 != 0 {
+            sf.rcv_nxt = seq.wrapping_add(1);
+            sf.snd_nxt = 7_000_000;
+            let r = tcp(ROUTER_MAC, fw, server, dport, "203.0.113.1", s.sport, sf.snd_nxt, sf.rcv_nxt, "SA", b"");
+            sf.snd_nxt += 1;
+            sf.last_reply = r.as_ref().to_vec();
+            self.router_send(r);
+        } else if plen > 0 {
+            if seq == sf.rcv_nxt {
+                sf.rcv_nxt = seq.wrapping_add(plen);
+                let r = tcp(ROUTER_MAC, fw, server, dport, "203.0.113.1", s.sport, sf.snd_nxt, sf.rcv_nxt, "AP", &[0x42; 100]);
+                sf.snd_nxt = sf.snd_nxt.wrapping_add(100);
+                sf.last_reply = r.as_ref().to_vec();
+                self.router_send(r);
+            } else if !sf.last_reply.is_empty() {
+                // A retransmission: answer again.
+                let r = FrameBuf::from_slice(&sf.last_reply);
+                self.router_send(r);
+            }
+        }
+    }
+
+    /// Hosts' own timers: open flows, send data, retransmit.
+    fn host_tick(&mut self) {
+        let Some(gw) = self.host_gw_mac else {
+            if self.now.as_micros() % 100_000 == 0 {
+                self.host_send(arp(arpw::REQUEST, [0xff; 6], HOST_MAC, "192.168.10.10", [0; 6], "192.168.10.1"));
+            }
+            return;
+        };
+        let now = self.now;
+        let mut sends = vec![];
+        for fl in self.flows.iter_mut() {
+            let seq = match fl.outstanding {
+                Some((t, seq)) if now.saturating_since(t) >= Duration::from_millis(200) => seq, // retransmit
+                Some(_) => continue,
+                None if now.saturating_since(fl.last_round) >= Duration::from_millis(20) => {
+                    let seq = fl.snd_nxt;
+                    if fl.tcp && fl.established_at.is_some() {
+                        fl.snd_nxt = fl.snd_nxt.wrapping_add(100);
+                    }
+                    seq
+                }
+                None => continue,
+            };
+            fl.outstanding = Some((now, seq));
+            sends.push(match (fl.tcp, fl.established_at) {
+                (true, None) => tcp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, seq, 0, "S", b""),
+                (true, Some(_)) => {
+                    tcp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, seq, fl.rcv_nxt, "AP", &[0x17; 100])
+                }
+                (false, _) => udp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, &seq.to_be_bytes()),
+            });
+        }
+        for f in sends {
+            self.host_send(f);
+        }
+    }
+
+    fn open_flows(&mut self, n: usize) {
+        for i in 0..n {
+            let server = ["198.51.100.80", "198.51.100.81", "198.51.100.82"][i % 3];
+            self.flows.push(Flow {
+                tcp: i % 2 == 0,
+                sport: 20_000 + i as u16,
+                server,
+                dport: 1000 + i as u16,
+                snd_nxt: 1_000_000 * (i as u32 + 1),
+                rcv_nxt: 0,
+                established_at: None,
+                rounds: 0,
+                last_round: Instant::ZERO,
+                outstanding: None,
+            });
+        }
+    }
+
+    fn step(&mut self) {
+        self.now = self.now + STEP;
+        for (to, b) in self.link.due(self.now) {
+            if let Some(app) = self.units[to].as_mut() {
+                app.handle_sync(&b, true, self.now);
+            }
+            self.drain(to);
+        }
+        for u in 0..2 {
+            if let Some(app) = self.units[u].as_mut() {
+                let mut rounds = 0;
+                while app.poll_timeout().is_some_and(|t| t <= self.now) {
+                    app.handle_timeout(self.now);
+                    rounds += 1;
+                    assert!(rounds < 1000, "unit {u}: a timer stays due at {:?}", self.now);
+                }
+            }
+            self.drain(u);
+        }
+        self.deliver_frames();
+        self.host_tick();
+        self.deliver_frames();
+        let both = self.role(0) == Some(State::Active) && self.role(1) == Some(State::Active);
+        if both && self.units[0].is_some() && self.units[1].is_some() {
+            // The data segments always carry hellos here, so any dual
+            // active is a violation, link partitioned or not.
+            if self.dual_active_while_linked == 0 {
+                for u in 0..2 {
+                    if let Some(Report::Failover(r)) = self.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, self.now)) {
+                        eprintln!("dual active at {:?}: unit {u}: {:?} {:?}", self.now, r.history, r.counters);
+                    }
+                }
+            }
+            self.dual_active_while_linked += 1;
+        }
+    }
+
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    fn at_risk(&self, u: usize) -> u64 {
+        match self.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, self.now)) {
+            Some(Report::Failover(r)) => r.at_risk,
+            _ => u64::MAX,
+        }
+    }
+}
+
+fn tcp_fields(f: &[u8]) -> (u32, u32, u8, u32) {
+    let ihl = ((f[14] & 0xf) as usize) * 4;
+    let t = &f[14 + ihl..];
+    let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+    let off = ((t[12] >> 4) as usize) * 4;
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+    (seq, ack, t[13], (total - ihl - off) as u32)
+}
+
+/// One seeded scenario; returns a one-line summary.
+fn scenario(seed: u64) -> String {
+    let mut sim = Sim::new(seed);
+    sim.link.loss = 5 + sim.rng.next_u64() % 15;
+    sim.link.dup = sim.rng.next_u64() % 10;
+    sim.link.jitter_us = 200 + sim.rng.next_u64() % 5_000;
+    sim.run(Duration::from_millis(1500));
+    assert_eq!(sim.role(0), Some(State::Active), "seed {seed}: primary active after start");
+    assert_eq!(sim.role(1), Some(State::StandbyHot), "seed {seed}: secondary hot after bulk sync");
+
+    sim.open_flows(24);
+    sim.run(Duration::from_millis(800));
+    // Partition the failover link for a while: data hellos keep both
+    // units informed, so nobody takes over.
+    sim.link.partitioned = true;
+    let d = Duration::from_millis(200 + sim.rng.next_u64() % 400);
+    sim.run(d);
+    assert_eq!(sim.role(1), Some(State::StandbyHot), "seed {seed}: no takeover while the active lives");
+    sim.link.partitioned = false;
+    sim.run(Duration::from_millis(500));
+    for fl in &sim.flows {
+        assert!(fl.established_at.is_some() && fl.rounds > 3, "seed {seed}: flow did not get going: {fl:?}");
+    }
+    // Everything acknowledged: wait (bounded) for the stream to drain.
+    let mut waited = 0;
+    while sim.at_risk(0) > 0 {
+        sim.step();
+        waited += 1;
+        assert!(waited < 5_000, "seed {seed}: replication never caught up");
+    }
+    let acked: Vec<usize> = (0..sim.flows.len()).collect();
+    let rounds_before: Vec<u32> = sim.flows.iter().map(|f| f.rounds).collect();
+    let b_created_before = sim.units[1].as_ref().unwrap().counters().events.conns_created;
+    // Keep the traffic going a little and kill the active at a random moment.
+    let d = Duration::from_micros(sim.rng.next_u64() % 30_000);
+    sim.run(d);
+    sim.units[0] = None;
+    sim.killed = Some(sim.now);
+    let kill = sim.now;
+    let mut took_over = None;
+    for _ in 0..2000 {
+        sim.step();
+        if took_over.is_none() && sim.role(1) == Some(State::Active) {
+            took_over = Some(sim.now);
+        }
+    }
+    let took_over = took_over.unwrap_or_else(|| panic!("seed {seed}: the standby never took over"));
+    let detect = took_over.saturating_since(kill).as_millis();
+    if detect > 300 {
+        if let Some(Report::Failover(r)) = sim.units[1].as_ref().map(|a| a.show(ShowWhat::Failover, sim.now)) {
+            eprintln!("seed {seed}: kill at {kill:?}: {:#?}", r.history);
+            eprintln!("{:?}", r.counters);
+        }
+    }
+    assert!(detect <= 250 + 50 + 2, "seed {seed}: takeover {detect} ms after the kill");
+    for &i in &acked {
+        let fl = &sim.flows[i];
+        assert!(fl.rounds > rounds_before[i] + 5, "seed {seed}: flow {i} stalled after takeover: {fl:?}");
+        let ports = &sim.mapped[&i];
+        assert!(ports.windows(2).all(|w| w[0] == w[1]), "seed {seed}: flow {i} changed PAT port: {ports:?}");
+    }
+    let b = sim.units[1].as_ref().unwrap();
+    assert_eq!(
+        b.counters().events.conns_created,
+        b_created_before,
+        "seed {seed}: the new active re-created (re-evaluated) connections"
+    );
+    // The old active returns and joins as standby; tables converge.
+    let a = Appliance::new(unit_config("primary.toml"), sim.now, Box::new(SeededRng::new(seed * 7 + 5)));
+    sim.units[0] = Some(a);
+    let mut converged = false;
+    for _ in 0..5000 {
+        sim.step();
+        if sim.role(0) == Some(State::StandbyHot)
+            && sim.at_risk(1) == 0
+            && sim.units[0].as_ref().unwrap().conn_keys() == sim.units[1].as_ref().unwrap().conn_keys()
+        {
+            converged = true;
+            break;
+        }
+    }
+    assert_eq!(sim.role(1), Some(State::Active), "seed {seed}: the survivor stays active (no preempt)");
+    assert!(converged, "seed {seed}: returning unit did not converge: role {:?}", sim.role(0));
+    assert_eq!(sim.dual_active_while_linked, 0, "seed {seed}: two actives while hellos flowed");
+    format!(
+        "seed {seed}: loss {}% dup {}% jitter {} us: takeover {} ms after kill, {} flows kept",
+        sim.link.loss,
+        sim.link.dup,
+        sim.link.jitter_us,
+        detect,
+        acked.len()
+    )
+}
+
+#[test]
+fn failover_simulation_fixed_seeds() {
+    let seeds: Vec<u64> = match (std::env::var("TWINWALL_SIM_SEED"), std::env::var("TWINWALL_SIM_SEEDS")) {
+        (Ok(s), _) => vec![s.parse().expect("TWINWALL_SIM_SEED is a number")],
+        (_, Ok(n)) => (0..n.parse().expect("TWINWALL_SIM_SEEDS is a number")).collect(),
+        _ => (0..6).collect(),
+    };
+    for seed in seeds {
+        eprintln!("{}", scenario(seed));
+    }
+}
