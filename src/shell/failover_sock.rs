@@ -654,7 +654,7 @@ mod tests {
         // `lo` exists everywhere; 192.0.2.77 (TEST-NET-1) is on no interface.
         let e = check_interface("lo", Ipv4Addr::new(192, 0, 2, 77)).unwrap_err().to_string();
         assert!(e.contains("ip addr add 192.0.2.77/24 dev lo"), "{e}");
-        assert_eq!(check_interface("lo", Ipv4Addr::LOCALHOST).unwrap() > 0, true);
+        assert!(check_interface("lo", Ipv4Addr::LOCALHOST).unwrap() > 0);
     }
 
     #[test]
