@@ -101,9 +101,10 @@ const CONN_BASE: usize = TAP_BASE + 256;
 /// Frames read from one TAP before the loop turns to the others.
 const READS_PER_WAKEUP: usize = 256;
 /// Within a TAP's batch, the clock is read every this many frames and the
-/// batch cut short once a core deadline has passed, so that a hello is never
-/// late by more than this many frames' work (about 1 ms for 256 frames in a
-/// debug build) however hard the TAPs are pushed.
+/// batch cut short once a core deadline has passed, so that however hard the
+/// TAPs are pushed a hello is late by at most this many frames' work, not a
+/// whole batch's (256 frames take about 1 ms in a debug build). A vDSO clock
+/// read costs tens of nanoseconds, a frame a microsecond or more.
 const FRAMES_PER_CLOCK_READ: usize = 32;
 /// Frames waiting for one TAP to become writable; more are dropped.
 const TX_QUEUE_MAX: usize = 1024;
