@@ -1,6 +1,6 @@
 //! Command-line interface: argument parsing (clap derive) and the commands
 //! that are not the event loop: `check`, the control-socket client (`show`,
-//! `reload`) and `replay`.
+//! `reload`, `failover`) and `replay`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::builder::PossibleValuesParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use twinwall::appliance::ForceRole;
 use twinwall::control::Request;
 use twinwall::show::ShowWhat;
 use twinwall::time::Duration;
 use twinwall::Config;
 
-/// Where `show` and `reload` look when neither `--socket` nor `-c` is given.
+/// Where `show`, `reload` and `failover` look when neither `--socket` nor `-c` is given.
 pub const DEFAULT_SOCKET: &str = "/run/twinwall/twinwall.sock";
 /// How long a client waits for the appliance's reply.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -40,13 +41,13 @@ pub enum Cmd {
         #[arg(long, value_name = "LEVEL", value_parser = PossibleValuesParser::new(LOG_LEVELS))]
         log_level: Option<String>,
     },
-    /// Check a configuration file and summarise it.
+    /// Check a configuration file (and its failover key file) and summarise it.
     Check {
         /// Configuration file.
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
-    /// Ask the running appliance for a table or counters.
+    /// Ask the running appliance for a table or counters (`show failover` for the pair's state).
     Show {
         /// What to show.
         #[arg(value_parser = PossibleValuesParser::new(ShowWhat::NAMES))]
@@ -62,8 +63,34 @@ pub enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Make the running unit take the active role, or hand it to its peer.
+    Failover {
+        /// The role this unit should take.
+        #[arg(value_enum)]
+        role: RoleArg,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Run the appliance offline over pcap files and write what it sends.
     Replay(ReplayArgs),
+}
+
+/// `twinwall failover active|standby`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Take over now: this unit becomes active, its peer standby.
+    Active,
+    /// Step down now: this unit becomes standby, its peer active.
+    Standby,
+}
+
+impl From<RoleArg> for ForceRole {
+    fn from(r: RoleArg) -> ForceRole {
+        match r {
+            RoleArg::Active => ForceRole::Active,
+            RoleArg::Standby => ForceRole::Standby,
+        }
+    }
 }
 
 /// Which running appliance to talk to.
@@ -158,6 +185,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             client(&target, &Request::Show { what, json })
         }
         Cmd::Reload { target } => client(&target, &Request::Reload),
+        Cmd::Failover { role, target } => client(&target, &Request::Failover(role.into())),
         Cmd::Replay(args) => {
             init_logging(args.log_level.as_deref());
             replay(&args)
@@ -171,14 +199,22 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// One line summing up a valid configuration.
 fn summary(file: &Path, cfg: &Config) -> String {
-    format!(
+    let mut s = format!(
         "{}: ok, {}, {}, {}, {}",
         file.display(),
         plural(cfg.interfaces.len(), "interface", "interfaces"),
         plural(cfg.routes.len(), "route", "routes"),
         plural(cfg.acls.iter().flatten().count(), "ACL", "ACLs"),
         plural(cfg.nat.len(), "NAT rule", "NAT rules"),
-    )
+    );
+    if let Some(fo) = &cfg.failover {
+        let unit = match fo.unit {
+            twinwall::config::Unit::Primary => "primary",
+            twinwall::config::Unit::Secondary => "secondary",
+        };
+        s += &format!(", failover {unit} on {} ({} <-> {})", fo.interface, fo.local, fo.peer);
+    }
+    s
 }
 
 /// Load a config for a subcommand, printing its errors to stderr.
@@ -192,13 +228,20 @@ fn load_or_report(path: &Path) -> Option<Config> {
     }
 }
 
+/// `twinwall check`: the config as `run` would load it, key file included.
 fn check(path: &Path) -> ExitCode {
-    match load_or_report(path) {
-        Some(cfg) => {
+    match super::load_config_and_key(path) {
+        Ok((cfg, warning)) => {
+            if let Some(w) = warning {
+                eprintln!("warning: {w}");
+            }
             println!("{}", summary(path, &cfg));
             ExitCode::SUCCESS
         }
-        None => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -334,6 +377,14 @@ mod tests {
         assert_eq!((what.as_str(), json), ("conn", true));
         assert_eq!(socket_path(&target), Some(PathBuf::from("/tmp/s")));
         assert!(Cli::try_parse_from(["twinwall", "show", "nothing"]).is_err());
+        let cli = Cli::try_parse_from(["twinwall", "failover", "active", "--socket", "/tmp/s"]).unwrap();
+        let Cmd::Failover { role, target } = cli.cmd else { panic!("not failover") };
+        assert_eq!(ForceRole::from(role), ForceRole::Active);
+        assert_eq!(socket_path(&target), Some(PathBuf::from("/tmp/s")));
+        let cli = Cli::try_parse_from(["twinwall", "failover", "standby"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Failover { role: RoleArg::Standby, .. }));
+        assert!(Cli::try_parse_from(["twinwall", "failover", "primary"]).is_err());
+        assert!(Cli::try_parse_from(["twinwall", "failover"]).is_err());
         let cli = Cli::try_parse_from(["twinwall", "reload"]).unwrap();
         let Cmd::Reload { target } = cli.cmd else { panic!("not reload") };
         assert_eq!(socket_path(&target), Some(PathBuf::from(DEFAULT_SOCKET)));

@@ -2,23 +2,38 @@
 //! clock. It drives the sans-IO [`Appliance`] the way mio's `udp_server`
 //! example drives a socket:
 //!
-//! 1. compute the poll timeout from `poll_timeout()` (and control-connection
-//!    deadlines), rounded up to whole milliseconds, or zero when a TAP still
-//!    has frames we left for fairness;
-//! 2. `poll`, retrying on `EINTR`, then read the monotonic clock once;
-//! 3. handle signals, the control listener and connections; drain each ready
-//!    TAP to `WouldBlock` (at most [`READS_PER_WAKEUP`] frames per TAP per
-//!    iteration) into `handle_frame`;
-//! 4. `handle_timeout(now)` when due;
-//! 5. drain `poll_output()`: frames go to their TAP (queued, bounded, with
-//!    `WRITABLE` interest while a queue is non-empty), events go to the log.
+//! 1. arm a timerfd with the earliest of `poll_timeout()` and the control
+//!    connections' deadlines (absolute, to the microsecond: mio's own timeout
+//!    is whole milliseconds, see `timer.rs`); `poll` without a timeout, or
+//!    with zero when a TAP or failover socket still has input we left for
+//!    fairness;
+//! 2. `poll`, retrying on `EINTR`, then read the monotonic clock;
+//! 3. **failover first** (issue 6): drain both failover sockets into
+//!    `handle_sync`, run `handle_timeout(now)` if due, drain `poll_output()`;
+//! 4. handle signals, the control listener and connections;
+//! 5. for each TAP with input, read at most [`READS_PER_WAKEUP`] frames into
+//!    `handle_frame` and drain the output; then read the clock again and
+//!    repeat step 3, so a unit forwarding at full rate still hears its peer's
+//!    hellos and sends its own on time;
+//! 6. `handle_timeout(now)` when due, and drain `poll_output()` a last time.
 //!
-//! Every frame buffer goes back to the appliance through `recycle`.
+//! Output: frames go to their TAP (queued, bounded, with `WRITABLE` interest
+//! while a queue is non-empty), sync datagrams to the failover link (dropped
+//! and counted if the socket is full), events to the log. Every frame buffer
+//! goes back to the appliance through `recycle`.
+//!
+//! The clock is read once after `poll`, and while TAPs are read, every
+//! [`FRAMES_PER_CLOCK_READ`] frames (a batch is cut short once a core deadline
+//! has passed) and after each TAP's batch; never per frame. Every `handle_*`
+//! call gets the latest reading.
 
 pub mod cli;
 mod control_sock;
+mod failover_sock;
+mod key_file;
 mod signals;
 mod tap;
+mod timer;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,24 +53,46 @@ use twinwall::time::{self, Duration, Instant};
 use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
 use control_sock::{Conn, ControlError, Listener, ReadOutcome};
+use failover_sock::{FailoverLink, LinkError};
+use key_file::KeyFileError;
 use signals::{Signal, Signals};
 use tap::{Tap, TapError};
+use timer::{Lateness, Timer};
 
-/// The monotonic clock, as the core's microsecond [`Instant`] since start.
-/// The only place the shell reads time.
-struct Clock(std::time::Instant);
+/// `CLOCK_MONOTONIC` (what `std::time::Instant` reads on Linux), as the
+/// core's microsecond [`Instant`] since start. The only place the shell reads
+/// time. Read directly so that a core deadline converts exactly to the
+/// absolute time the timerfd wants.
+struct Clock {
+    base_ns: u64,
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 impl Clock {
     fn start() -> Clock {
-        Clock(std::time::Instant::now())
+        Clock { base_ns: monotonic_ns() }
     }
     fn now(&self) -> Instant {
-        Instant::from_micros(self.0.elapsed().as_micros() as u64)
+        Instant::from_micros((monotonic_ns() - self.base_ns) / 1000)
+    }
+    /// `t` as absolute `CLOCK_MONOTONIC` nanoseconds. A timer at this time
+    /// fires when `now() >= t` already holds (`now` rounds down).
+    fn monotonic_ns_at(&self, t: Instant) -> u64 {
+        self.base_ns.saturating_add(t.as_micros().saturating_mul(1000))
     }
 }
 
 const SIGNALS: Token = Token(0);
 const LISTENER: Token = Token(1);
+const FO_DELTA: Token = Token(2);
+const FO_HELLO: Token = Token(3);
+const TIMER: Token = Token(4);
 /// TAP `i` is `Token(TAP_BASE + i)`; an `IfIndex` is a `u8`.
 const TAP_BASE: usize = 16;
 /// Control connection slot `s` is `Token(CONN_BASE + s)`.
@@ -63,6 +100,12 @@ const CONN_BASE: usize = TAP_BASE + 256;
 
 /// Frames read from one TAP before the loop turns to the others.
 const READS_PER_WAKEUP: usize = 256;
+/// Within a TAP's batch, the clock is read every this many frames and the
+/// batch cut short once a core deadline has passed, so that however hard the
+/// TAPs are pushed a hello is late by at most this many frames' work, not a
+/// whole batch's (256 frames take about 1 ms in a debug build). A vDSO clock
+/// read costs tens of nanoseconds, a frame a microsecond or more.
+const FRAMES_PER_CLOCK_READ: usize = 32;
 /// Frames waiting for one TAP to become writable; more are dropped.
 const TX_QUEUE_MAX: usize = 1024;
 /// Concurrent control connections; more are turned away.
@@ -81,6 +124,8 @@ pub enum ShellError {
     Config(Vec<ConfigError>),
     Tap(TapError),
     Control(ControlError),
+    KeyFile(KeyFileError),
+    Failover(LinkError),
     /// {0}: {1}
     Io(&'static str, io::Error),
 }
@@ -100,6 +145,8 @@ impl fmt::Display for ShellError {
             }
             ShellError::Tap(e) => write!(f, "{e}"),
             ShellError::Control(e) => write!(f, "{e}"),
+            ShellError::KeyFile(e) => write!(f, "{e}"),
+            ShellError::Failover(e) => write!(f, "{e}"),
             ShellError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -109,6 +156,15 @@ impl fmt::Display for ShellError {
 pub fn load_config(path: &Path) -> Result<Config, ShellError> {
     let text = fs::read_to_string(path).map_err(|e| ShellError::ReadConfig(path.to_owned(), e))?;
     config::parse(&text, &path.display().to_string()).map_err(ShellError::Config)
+}
+
+/// Read and parse a config file, then read its failover key file (if any)
+/// into the config: what the appliance is built from. The second value is a
+/// warning to show loudly (the key file is readable by others).
+pub fn load_config_and_key(path: &Path) -> Result<(Config, Option<String>), ShellError> {
+    let mut cfg = load_config(path)?;
+    let warning = key_file::resolve_key(&mut cfg, path).map_err(ShellError::KeyFile)?;
+    Ok((cfg, warning))
 }
 
 /// A count of one kind of drop on one port, logged at most every
@@ -156,6 +212,15 @@ struct Shell {
     app: Appliance,
     cfg_path: PathBuf,
     ports: Vec<Port>,
+    /// The failover link's sockets, when the config has `[failover]`.
+    fo: Option<FailoverLink>,
+    /// Wakes `poll` at the next deadline, to the microsecond.
+    timer: Timer,
+    /// The timerfd failed once; fall back to mio's millisecond timeout.
+    timer_broken: bool,
+    lateness: Lateness,
+    /// Sync outputs with no failover link to send them on.
+    sync_unsendable: u64,
     signals: Signals,
     listener: Listener,
     conns: Vec<Option<Conn>>,
@@ -168,13 +233,27 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
     // First, so that no signal arriving during start-up kills us uncleanly
     // once the socket file exists.
     let signals = Signals::new().map_err(|e| ShellError::Io("cannot set up signal handling", e))?;
-    let cfg = load_config(cfg_path)?;
+    let (cfg, key_warning) = load_config_and_key(cfg_path)?;
+    if let Some(w) = key_warning {
+        log::warn!("{w}");
+    }
     // Before the TAPs: a second instance is told so plainly, instead of
     // failing on a busy TAP.
     let listener = Listener::bind(Path::new(&cfg.control_socket)).map_err(ShellError::Control)?;
 
     let poll = Poll::new().map_err(|e| ShellError::Io("cannot create the event loop", e))?;
     let reg = poll.registry();
+    let mut fo = match &cfg.failover {
+        Some(f) => Some(FailoverLink::open(f).map_err(ShellError::Failover)?),
+        None => None,
+    };
+    if let Some(fo) = &mut fo {
+        fo.register(reg, FO_DELTA, FO_HELLO).map_err(|e| ShellError::Io("cannot register the failover sockets", e))?;
+    }
+    timer::reduce_timer_slack();
+    let timer = Timer::new().map_err(|e| ShellError::Io("cannot create a timerfd", e))?;
+    reg.register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)
+        .map_err(|e| ShellError::Io("cannot register the timerfd", e))?;
     let mut ports = Vec::with_capacity(cfg.interfaces.len());
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
         let tap = Tap::open(&ifc.tap, ifc.mtu).map_err(ShellError::Tap)?;
@@ -207,6 +286,11 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         app,
         cfg_path: cfg_path.to_owned(),
         ports,
+        fo,
+        timer,
+        timer_broken: false,
+        lateness: Lateness::new(),
+        sync_unsendable: 0,
         signals,
         listener,
         conns: (0..MAX_CONNS).map(|_| None).collect(),
@@ -218,6 +302,9 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
             log::info!("TAP {}: {} frame(s) {} in all", p.tap.name(), d.total, d.what);
         }
     }
+    if let Some(fo) = &shell.fo {
+        log::info!("failover link: {:?}", fo.stats);
+    }
     log::info!("{}: exiting", shell.exit.unwrap_or("stopped"));
     Ok(())
     // `shell` drops here: the listener removes the socket file, TAPs close.
@@ -228,7 +315,7 @@ impl Shell {
         let mut events = Events::with_capacity(256);
         let mut now = clock.now();
         while self.exit.is_none() {
-            let timeout = self.poll_delay(now);
+            let timeout = self.poll_delay(now, clock);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -237,10 +324,16 @@ impl Shell {
             }
             now = clock.now();
 
+            // Hellos and deltas ahead of everything else (issue 6).
+            self.service_failover(now);
+
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(now),
                     LISTENER => self.accept(now),
+                    // Drained above whether or not they are reported.
+                    FO_DELTA | FO_HELLO => {}
+                    TIMER => self.timer.fired(),
                     Token(t) if (TAP_BASE..TAP_BASE + self.ports.len()).contains(&t) => {
                         let i = t - TAP_BASE;
                         if event.is_readable() || event.is_error() || event.is_read_closed() {
@@ -255,25 +348,69 @@ impl Shell {
                 }
             }
 
-            self.read_taps(now);
-            if self.app.poll_timeout().is_some_and(|t| t <= now) {
-                self.app.handle_timeout(now);
-            }
+            now = self.read_taps(now, clock);
+            self.run_timeout(now);
             self.expire_conns(now);
             self.drain_output(now);
         }
         Ok(())
     }
 
-    /// How long `poll` may sleep: zero if a TAP has frames left, else until
-    /// the earliest deadline rounded up to whole milliseconds (mio's
-    /// resolution; waking late is harmless, early would spin), else forever.
-    fn poll_delay(&self, now: Instant) -> Option<std::time::Duration> {
-        if self.ports.iter().any(|p| p.rx_pending && !p.failed) {
+    /// Feed the failover link's datagrams to the core, run its timers if due,
+    /// and send what it has to say.
+    fn service_failover(&mut self, now: Instant) {
+        let Shell { fo, app, .. } = self;
+        if let Some(fo) = fo {
+            fo.drain(now, |bytes, ttl_ok| app.handle_sync(bytes, ttl_ok, now));
+        }
+        self.run_timeout(now);
+        self.drain_output(now);
+    }
+
+    /// `handle_timeout(now)` if the core's deadline has passed, recording how
+    /// late we are.
+    fn run_timeout(&mut self, now: Instant) {
+        let Some(due) = self.app.poll_timeout().filter(|t| *t <= now) else { return };
+        if let Some(s) = self.lateness.record(now.saturating_since(due).as_micros()) {
+            log::debug!(
+                "timer lateness over {} handle_timeout calls: p50 {} us, p99 {} us, max {} us",
+                s.n,
+                s.p50,
+                s.p99,
+                s.max
+            );
+        }
+        self.app.handle_timeout(now);
+    }
+
+    /// How long `poll` may sleep: zero if a TAP or failover socket has input
+    /// left, else forever with the timerfd armed for the earliest deadline
+    /// (mio's timeout is whole milliseconds: see `timer.rs`). Should the
+    /// timerfd fail, the deadline is rounded up to whole milliseconds
+    /// instead (waking late is harmless, early would spin).
+    fn poll_delay(&mut self, now: Instant, clock: &Clock) -> Option<std::time::Duration> {
+        if self.ports.iter().any(|p| p.rx_pending && !p.failed) || self.fo.as_ref().is_some_and(|f| f.rx_pending) {
             return Some(std::time::Duration::ZERO);
         }
         let conn_deadline = self.conns.iter().flatten().map(|c| Instant::from_micros(c.deadline_us)).min();
-        let deadline = time::earliest(self.app.poll_timeout(), conn_deadline)?;
+        let Some(deadline) = time::earliest(self.app.poll_timeout(), conn_deadline) else {
+            if !self.timer_broken {
+                let _ = self.timer.set(None);
+            }
+            return None;
+        };
+        if deadline <= now {
+            return Some(std::time::Duration::ZERO);
+        }
+        if !self.timer_broken {
+            match self.timer.set(Some(clock.monotonic_ns_at(deadline))) {
+                Ok(()) => return None,
+                Err(e) => {
+                    log::error!("timerfd: {e}; falling back to millisecond timers");
+                    self.timer_broken = true;
+                }
+            }
+        }
         let us = deadline.saturating_since(now).as_micros();
         Some(std::time::Duration::from_millis(us.div_ceil(1000)))
     }
@@ -297,12 +434,22 @@ impl Shell {
 
     /// Re-read and parse the config file and hand it to the appliance.
     fn reload(&mut self, now: Instant) -> Result<String, String> {
-        let cfg = load_config(&self.cfg_path).map_err(|e| e.to_string())?;
+        let (cfg, key_warning) = load_config_and_key(&self.cfg_path).map_err(|e| e.to_string())?;
+        if let Some(w) = key_warning {
+            log::warn!("{w}");
+        }
         let old = self.app.config();
         // The shell owns the TAPs: it cannot swap them under a running loop.
         let taps = |c: &Config| c.interfaces.iter().map(|i| i.tap.clone()).collect::<Vec<_>>();
         if taps(&cfg) != taps(old) {
             return Err("the new configuration changes the TAP devices; restart to apply it".into());
+        }
+        // Nor the failover sockets.
+        let link = |c: &Config| c.failover.as_ref().map(failover_sock::link_params);
+        if link(&cfg) != link(old) {
+            return Err("the new configuration adds, removes or changes the failover link ([failover] interface, \
+                        local, peer, port, hello_group or hello_port); restart to apply it"
+                .into());
         }
         let mut notes = String::new();
         if cfg.control_socket != old.control_socket {
@@ -393,7 +540,11 @@ impl Shell {
             }
             Request::Failover(role) => {
                 let r = self.app.handle_command(twinwall::Command::Failover(role), now).map_err(|e| e.to_string());
-                r.map(|()| format!("failover {role:?} requested\n"))
+                let word = match role {
+                    twinwall::appliance::ForceRole::Active => "active",
+                    twinwall::appliance::ForceRole::Standby => "standby",
+                };
+                r.map(|()| format!("failover {word} requested\n"))
             }
         }
     }
@@ -413,39 +564,62 @@ impl Shell {
         }
     }
 
-    /// Drain every TAP with pending frames, at most [`READS_PER_WAKEUP`] each.
-    fn read_taps(&mut self, now: Instant) {
-        for (i, port) in self.ports.iter_mut().enumerate() {
+    /// Drain every TAP with pending frames, at most [`READS_PER_WAKEUP`]
+    /// each; after each TAP's batch, send its output, read the clock and
+    /// serve the failover link and the timers. Returns the last clock reading.
+    fn read_taps(&mut self, mut now: Instant, clock: &Clock) -> Instant {
+        for i in 0..self.ports.len() {
+            let port = &self.ports[i];
             if !port.rx_pending || port.failed {
                 continue;
             }
-            for _ in 0..READS_PER_WAKEUP {
-                let mut buf = self.app.alloc_frame();
-                match port.tap.recv(buf.spare_mut(port.tap.read_len)) {
-                    Ok(0) => self.app.recycle(buf),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        self.app.handle_frame(IfIndex(i as u8), buf, now);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => self.app.recycle(buf),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.app.recycle(buf);
-                        port.rx_pending = false;
-                        break;
-                    }
-                    Err(e) => {
-                        // EBADFD and the like: the device is gone. Stop
-                        // polling it rather than spin on its error.
-                        self.app.recycle(buf);
-                        log::error!("TAP {}: read failed: {e}; no longer reading from it", port.tap.name());
-                        let _ = self.poll.registry().deregister(&mut SourceFd(&port.tap.as_raw_fd()));
-                        port.failed = true;
-                        port.rx_pending = false;
-                        break;
-                    }
+            now = self.read_tap(i, now, clock);
+            self.drain_output(now);
+            now = clock.now();
+            self.service_failover(now);
+        }
+        now
+    }
+
+    /// Read at most [`READS_PER_WAKEUP`] frames from TAP `i`, fewer if a
+    /// core deadline passes meanwhile (checked every
+    /// [`FRAMES_PER_CLOCK_READ`] frames). Returns the last clock reading.
+    fn read_tap(&mut self, i: usize, mut now: Instant, clock: &Clock) -> Instant {
+        let port = &mut self.ports[i];
+        for n in 0..READS_PER_WAKEUP {
+            if n > 0 && n % FRAMES_PER_CLOCK_READ == 0 {
+                now = clock.now();
+                if self.app.poll_timeout().is_some_and(|t| t <= now) {
+                    // `rx_pending` stays set: the loop comes back at once.
+                    break;
+                }
+            }
+            let mut buf = self.app.alloc_frame();
+            match port.tap.recv(buf.spare_mut(port.tap.read_len)) {
+                Ok(0) => self.app.recycle(buf),
+                Ok(n) => {
+                    buf.truncate(n);
+                    self.app.handle_frame(IfIndex(i as u8), buf, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.app.recycle(buf),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.app.recycle(buf);
+                    port.rx_pending = false;
+                    break;
+                }
+                Err(e) => {
+                    // EBADFD and the like: the device is gone. Stop
+                    // polling it rather than spin on its error.
+                    self.app.recycle(buf);
+                    log::error!("TAP {}: read failed: {e}; no longer reading from it", port.tap.name());
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&port.tap.as_raw_fd()));
+                    port.failed = true;
+                    port.rx_pending = false;
+                    break;
                 }
             }
         }
+        now
     }
 
     fn drain_output(&mut self, now: Instant) {
@@ -453,8 +627,17 @@ impl Shell {
             match out {
                 Output::Frame { port, buf } => self.send_frame(port, buf, now),
                 Output::Event(ev) => log_event(&ev),
-                // TODO(failover): send on the failover link.
-                Output::Sync { .. } => {}
+                Output::Sync { to, bytes } => match &mut self.fo {
+                    Some(fo) => fo.send(to, &bytes, now),
+                    None => {
+                        self.sync_unsendable += 1;
+                        if self.sync_unsendable == 1 {
+                            log::error!(
+                                "the appliance sent a failover datagram but there is no [failover] link; dropped"
+                            );
+                        }
+                    }
+                },
             }
         }
     }
@@ -526,6 +709,9 @@ fn send(tap: &Tap, buf: &FrameBuf) -> io::Result<()> {
     }
 }
 
+/// Every event the core emits goes to the log; events without a line of
+/// their own yet are logged with their Debug form, so new variants compile
+/// and are seen before the shell learns to word them.
 fn log_event(ev: &Event) {
     match ev {
         Event::Reloaded => log::info!("configuration reloaded"),
