@@ -69,16 +69,19 @@ done
 
 # Figures for the RESULT line when the lab cannot get as far as a measurement.
 eff_poll=${poll:-50} eff_hold=${hold:-250}
+# die CODE MESSAGE: the lab could not measure; CODE goes into the RESULT line.
 die() {
+    local code=$1
+    shift
     echo "failover lab: $*" >&2
-    echo "RESULT poll_ms=$eff_poll hold_ms=$eff_hold udp_gap_ms=na udp_lost=na tcp_stall_ms=na tcp_survived=na pat_port_kept=na error=$(echo "$1" | tr ' ' '-' | tr -cd 'a-z0-9-' | cut -c1-40)"
+    echo "RESULT poll_ms=$eff_poll hold_ms=$eff_hold udp_gap_ms=na udp_lost=na tcp_stall_ms=na tcp_survived=na pat_port_kept=na error=$code"
     exit 2
 }
 
 [ "$(id -u)" = 0 ] || { echo "the failover lab needs root (network namespaces, TAP devices)" >&2; exit 2; }
 [ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
-command -v bridge >/dev/null || die "iproute2's bridge command is missing"
-[ -x $PY ] || die "$PY is missing"
+command -v bridge >/dev/null || die no-bridge-cmd "iproute2's bridge command is missing"
+[ -x $PY ] || die no-python "$PY is missing"
 
 LAB_DIR=$(mktemp -d /tmp/twinwall-failover.XXXXXX)
 killed_sock=""
@@ -103,10 +106,10 @@ start_traffic() {
     local bound=$1
     lab_spawn_as srv_pid tw-out "$LAB_DIR/server.out" $PY "$M" server --addr 198.51.100.80 \
         --udp-port 5002 --tcp-port 5003 --log "$LAB_DIR/server.log" --rt "$rt"
-    lab_wait 5 grep -q listening "$LAB_DIR/server.log" || { cat "$LAB_DIR/server.out"; die "echo server did not start"; }
+    lab_wait 5 grep -q listening "$LAB_DIR/server.log" || { cat "$LAB_DIR/server.out"; die server-start "echo server did not start"; }
     lab_spawn_as cli_pid tw-in "$LAB_DIR/client.out" $PY "$M" client --udp 198.51.100.80:5002 \
         --tcp 198.51.100.80:5003 --rate "$rate" --duration "$bound" --out "$LAB_DIR/client.json" --rt "$rt"
-    lab_wait 15 grep -q "client ready" "$LAB_DIR/client.out" || { cat "$LAB_DIR/client.out"; die "traffic client did not start"; }
+    lab_wait 15 grep -q "client ready" "$LAB_DIR/client.out" || { cat "$LAB_DIR/client.out"; die client-start "traffic client did not start"; }
 }
 
 # Stop the client (SIGUSR1: stop sending, collect late echoes, write JSON); bounded.
@@ -116,7 +119,7 @@ stop_traffic() {
     for ((i = 0; i < 150; i++)); do kill -0 "$cli_pid" 2>/dev/null || break; sleep 0.1; done
     wait "$cli_pid" 2>/dev/null
     cat "$LAB_DIR/client.out"
-    [ -s "$LAB_DIR/client.json" ] || die "traffic client wrote no results"
+    [ -s "$LAB_DIR/client.json" ] || die client-results "traffic client wrote no results"
 }
 
 lab_netns_check() {
@@ -155,11 +158,11 @@ if [ -z "$bin" ]; then
     (cd "$repo" && cargo build --release --quiet) || exit 2
     bin="$repo/target/x86_64-unknown-linux-gnu/release/twinwall"
 fi
-[ -x "$bin" ] || die "no twinwall binary at $bin"
+[ -x "$bin" ] || die no-binary "no twinwall binary at $bin"
 
 # Copies of the two configs, timers applied, relative key_file made absolute.
 for u in primary secondary; do
-    [ -f "$cfgdir/$u.toml" ] || die "missing config $cfgdir/$u.toml"
+    [ -f "$cfgdir/$u.toml" ] || die missing-config "missing config $cfgdir/$u.toml"
     c="$LAB_DIR/$u.toml"
     cp "$cfgdir/$u.toml" "$c"
     sed -i -E "s|^([[:space:]]*key_file[[:space:]]*=[[:space:]]*\")([^/\"][^\"]*)\"|\1$cfgdir/\2\"|" "$c"
@@ -193,15 +196,15 @@ for k, x in v.items():
     print("%s=%s" % (k, shlex.quote(str(x))))
 EOF
 }
-eval "$(cfgvars "$LAB_DIR/primary.toml")" || die "cannot read $LAB_DIR/primary.toml"
+eval "$(cfgvars "$LAB_DIR/primary.toml")" || die config-unreadable "cannot read $LAB_DIR/primary.toml"
 sock_a=$sock fo_a=$fo_local tap_in_a=$tap_in tap_out_a=$tap_out fo_if_a=$fo_if eff_poll=$poll eff_hold=$hold
-eval "$(cfgvars "$LAB_DIR/secondary.toml")" || die "cannot read $LAB_DIR/secondary.toml"
+eval "$(cfgvars "$LAB_DIR/secondary.toml")" || die config-unreadable "cannot read $LAB_DIR/secondary.toml"
 sock_b=$sock fo_b=$fo_local tap_in_b=$tap_in tap_out_b=$tap_out fo_if_b=$fo_if
-[ "$poll" = "$eff_poll" ] && [ "$hold" = "$eff_hold" ] || die "the two configs' timers differ"
-[ -n "$sock_a" ] && [ -n "$sock_b" ] && [ "$sock_a" != "$sock_b" ] || die "the units need two different control sockets"
+[ "$poll" = "$eff_poll" ] && [ "$hold" = "$eff_hold" ] || die config-timers-differ "the two configs' timers differ"
+[ -n "$sock_a" ] && [ -n "$sock_b" ] && [ "$sock_a" != "$sock_b" ] || die config-sockets "the units need two different control sockets"
 echo "== timers: poll_ms=$eff_poll hold_ms=$eff_hold; configs in $LAB_DIR"
 for u in primary secondary; do
-    "$bin" check -c "$LAB_DIR/$u.toml" || die "twinwall check failed on $u.toml"
+    "$bin" check -c "$LAB_DIR/$u.toml" || die config-check "twinwall check failed on $u.toml"
 done
 
 lab_netns_check tw-fa tw-fb tw-in tw-out
@@ -225,7 +228,7 @@ for x in "tw-fa $tap_in_a fa-in tw-in" "tw-fa $tap_out_a fa-out tw-out" \
     set -- $x
     if ! lab_wait 10 ip -n "$1" link show "$2"; then
         echo "== unit A log"; cat "$LAB_DIR/a.log"; echo "== unit B log"; cat "$LAB_DIR/b.log"
-        die "$1 did not create $2"
+        die no-tap "$1 did not create $2"
     fi
     ip -n "$1" link set "$2" netns "$4" name "$3"
     ip -n "$4" link set "$3" master br0 up
@@ -247,7 +250,7 @@ some_active() {
     grep -q '"role": *"active"' "$LAB_DIR/fa.json" "$LAB_DIR/fb.json"
 }
 if [ -z "$assume" ]; then
-    lab_wait "$wait_s" some_active || { state; tail -20 "$LAB_DIR/a.log" "$LAB_DIR/b.log"; die "no unit became active within $wait_s s"; }
+    lab_wait "$wait_s" some_active || { state; tail -20 "$LAB_DIR/a.log" "$LAB_DIR/b.log"; die no-active "no unit became active within $wait_s s"; }
 fi
 start_traffic $((wait_s + after_kill + 30))
 if [ -n "$assume" ]; then
@@ -258,7 +261,7 @@ else
     if ! lab_wait "$wait_s" state; then
         state
         echo "== unit A log (tail)"; tail -30 "$LAB_DIR/a.log"; echo "== unit B log (tail)"; tail -30 "$LAB_DIR/b.log"
-        die "roles and bulk sync not ready within $wait_s s"
+        die not-ready "roles and bulk sync not ready within $wait_s s"
     fi
     active=$(state)
     echo "== ready after $($PY -c "print('%.1f' % ($EPOCHREALTIME - $t0))") s: unit $active active, the other standby with bulk sync done"
@@ -271,7 +274,7 @@ fi
 echo "== show failover on the active (before the kill)"; "$bin" show failover --socket "$([ $active = a ] && echo "$sock_a" || echo "$sock_b")"
 t_from=$($PY "$M" now)
 sleep 2
-kill -0 "$cli_pid" 2>/dev/null || { cat "$LAB_DIR/client.out"; die "traffic client died before the kill"; }
+kill -0 "$cli_pid" 2>/dev/null || { cat "$LAB_DIR/client.out"; die client-died "traffic client died before the kill"; }
 echo "== kill -9 unit $active (pid $victim)"
 $PY "$M" kill --pid "$victim" --out "$LAB_DIR/kill.json" --gone "tw-in/$vs-in" --gone "tw-out/$vs-out"
 wait "$victim" 2>/dev/null
