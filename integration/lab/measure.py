@@ -9,13 +9,17 @@ the client, the kill and the script can be compared directly.
       per event: a new UDP source address:port ("udp-src"), a TCP connection
       accepted or closed ("tcp-accept", "tcp-close"), with the time.
   measure.py client --udp HOST:PORT --tcp HOST:PORT [--rate 1000] [--duration S]
-                    [--grace S] --out FILE
+                    [--grace S] [--rt PRIO] [--spin-us N] --out FILE
       Sends a sequence-numbered UDP datagram and a 16-byte TCP message
       (TCP_NODELAY) every 1/rate s, paced on the monotonic clock, and records
       every send and every echo. Sends for --duration seconds (a bound) or
       until SIGUSR1, then waits up to --grace s for outstanding echoes and
       writes the records as JSON to FILE. Prints "client ready" on stdout once
-      the TCP connection is up and the stream has started.
+      the TCP connection is up and the stream has started. --rt PRIO runs it
+      (and the server) under SCHED_FIFO, which has no timer slack, so select()
+      wakes on time without busy-waiting; without it the last --spin-us (200)
+      before each send are spun. The tool's own noise floor: failover.sh
+      --no-firewall.
   measure.py now
       Prints time.monotonic().
   measure.py kill --pid PID --out FILE [--gone NS/LINK ...]
@@ -171,6 +175,7 @@ def client(args):
     signal.signal(signal.SIGUSR1, lambda *_: stop.__setitem__(0, True))
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
     period = 1.0 / args.rate
+    spin = (args.spin_us if args.spin_us is not None else (0 if args.rt else 200)) / 1e6
     uaddr = hostport(args.udp)
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("0.0.0.0", 0))
@@ -315,14 +320,15 @@ def client(args):
             rl = [u] + ([t] if t is not None else [])
             select.select(rl, [], [], 0.005)
             continue
-        # Sleep until the next send is due; spin the last 0.3 ms.
+        # Sleep until the next send is due, waking early by --spin-us and
+        # spinning the rest (a SCHED_FIFO task has no timer slack: 0 will do).
         due = min(next_u, next_t if t is not None else next_u)
-        wait = due - now()
-        if wait > 0.0003:
+        wait = due - now() - spin
+        if wait > 0:
             rl = [u] + ([t] if t is not None else [])
             wl = [t] if (t is not None and outbuf) else []
             try:
-                select.select(rl, wl, [], wait - 0.0002)
+                select.select(rl, wl, [], wait)
             except InterruptedError:
                 pass
     rec["stop"] = stopped_at
@@ -619,6 +625,7 @@ def main():
     s.add_argument("--connect-timeout", type=float, default=10.0)
     s.add_argument("--out", required=True)
     s.add_argument("--rt", type=int, default=0, help="SCHED_FIFO priority (0: normal scheduling)")
+    s.add_argument("--spin-us", type=int, help="busy-wait this long before each send (default 0 with --rt, else 200)")
     sub.add_parser("now")
     s = sub.add_parser("kill")
     s.add_argument("--pid", type=int, required=True)
