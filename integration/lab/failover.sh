@@ -29,6 +29,8 @@
 #   --assume-active a|b development: don't wait for failover roles, take this unit
 #                       as the active one (for configs without [failover])
 #   --keep              leave the lab up at the end until Ctrl-C
+#   --save DIR          copy the records (client.json, server.log, kill.json, result.json,
+#                       the units' logs and configs) to DIR at the end
 #   --no-firewall       no units: tw-in and tw-out on one segment (tw-out also holds
 #                       192.168.10.1), traffic for --duration S (default 10), nothing
 #                       killed; measures the traffic tools' own noise floor
@@ -45,7 +47,7 @@ PY=/usr/bin/python3
 M="$here/measure.py"
 
 bin="" poll="" hold="" max_gap="" cfgdir="$here/failover" after_kill=4 wait_s=30 rate=1000
-loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10
+loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
         --no-rt) rt=0; shift ;;
         --assume-active) assume=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --save) save=$2; shift 2 ;;
         --no-firewall) nofw=1; shift ;;
         --duration) duration=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -87,6 +90,10 @@ LAB_DIR=$(mktemp -d /tmp/twinwall-failover.XXXXXX)
 killed_sock=""
 cleanup() {
     lab_cleanup
+    if [ -n "$save" ]; then
+        mkdir -p "$save" && cp -p "$LAB_DIR"/*.json "$LAB_DIR"/*.log "$LAB_DIR"/*.out "$LAB_DIR"/*.toml "$save"/ 2>/dev/null
+        echo "records saved in $save"
+    fi
     # A unit killed with -9 leaves its control socket behind.
     [ -n "$killed_sock" ] && [ -S "$killed_sock" ] && rm -f "$killed_sock"
     rm -rf "$LAB_DIR"

@@ -452,8 +452,10 @@ def analyse(c, srv_events, t_from, t_kill):
         r["udp_gap_ms"] = g * 1000
         r["udp_gap_start"] = before[0]
         r["udp_gap_end"] = after[0]
+        # Lost "in the gap": sent after the last datagram echoed before it and
+        # before the first echo after it arrived (the path was down meanwhile).
         lo = sends[before[1]]
-        hi = sends[after[1]] if after[1] is not None else float("inf")
+        hi = after[0] if after[1] is not None else float("inf")
         r["udp_lost_outside_gap"] = sum(1 for i in lost if not (lo < sends[i] < hi))
         r["udp_recovered"] = after[1] is not None
     else:
