@@ -292,6 +292,8 @@ stop_traffic
 
 echo "== show failover on the survivor"
 "$bin" show failover --socket "$survivor_sock" || echo "(no answer from the survivor)"
+show_json "$survivor_sock" "$LAB_DIR/survivor.json"
+echo "survivor's role: $($PY -c 'import json,sys; print(json.load(open(sys.argv[1])).get("role","?"))' "$LAB_DIR/survivor.json" 2>/dev/null || echo unknown)"
 echo "== survivor's log about the takeover"
 grep -iE 'takeover|take over|role|active|standby|failover|peer|garp|gratuitous' "$survivor_log" | tail -30
 $PY "$M" report --client "$LAB_DIR/client.json" --server-log "$LAB_DIR/server.log" --kill "$LAB_DIR/kill.json" \
