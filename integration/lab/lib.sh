@@ -21,13 +21,27 @@ lab_netns() {
     done
 }
 
-# lab_spawn NS LOGFILE CMD...: run CMD in NS in the background, remember its PID.
+# lab_spawn NS LOGFILE CMD...: run CMD in NS in the background, remember its
+# PID, print it. Called as pid=$(lab_spawn ...), the array update is lost in
+# the subshell, so the PID also goes to $LAB_DIR/lab.pids (when LAB_DIR is
+# set), which lab_cleanup reads.
 lab_spawn() {
     local ns=$1 log=$2
     shift 2
     ip netns exec "$ns" "$@" >"$log" 2>&1 &
     LAB_PIDS+=($!)
+    [ -n "${LAB_DIR:-}" ] && [ -d "$LAB_DIR" ] && echo $! >>"$LAB_DIR/lab.pids"
     echo $!
+}
+
+# lab_spawn_as VAR NS LOGFILE CMD...: as lab_spawn, without a subshell: the
+# PID goes into VAR and the process stays this shell's child (wait works).
+lab_spawn_as() {
+    local var=$1 ns=$2 log=$3
+    shift 3
+    ip netns exec "$ns" "$@" >"$log" 2>&1 &
+    LAB_PIDS+=($!)
+    printf -v "$var" %s $!
 }
 
 # lab_wait SECONDS CMD...: retry CMD every 0.1 s until it succeeds or time runs out.
@@ -43,6 +57,11 @@ lab_wait() {
 
 lab_cleanup() {
     local p n
+    if [ -n "${LAB_DIR:-}" ] && [ -f "$LAB_DIR/lab.pids" ]; then
+        while read -r p; do
+            case " ${LAB_PIDS[*]} " in *" $p "*) ;; *) LAB_PIDS+=("$p") ;; esac
+        done <"$LAB_DIR/lab.pids"
+    fi
     for p in "${LAB_PIDS[@]}"; do
         kill "$p" 2>/dev/null || true
     done
