@@ -136,15 +136,13 @@ impl Appliance {
             }
         }
         let yielding = hello.has(hello_flags::YIELD);
+        if ha.peer_active_epoch.is_some_and(|e| e != h.epoch) {
+            ha.peer_active_epoch = None;
+            ha.count("ha-peer-restarted");
+            self.ha_role_event(ha, role::Event::PeerRestarted, now);
+        }
         if hello.role == State::Active {
             ha.peer_active_epoch = Some(h.epoch);
-        }
-        let standby = matches!(ha.fsm.state(), State::StandbyCold | State::StandbyHot);
-        let restarted = ha.peer_active_epoch.is_some_and(|e| e != h.epoch);
-        if standby && matches!(hello.role, State::Init | State::Negotiating) && !restarted {
-            // A negotiating hello still in flight from the start we have
-            // just settled; only a new epoch means the active restarted.
-            return;
         }
         let ev = match hello.role {
             State::Init | State::Negotiating => role::Event::PeerHelloNegotiating,

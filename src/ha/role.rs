@@ -110,10 +110,14 @@ pub enum Event {
     ManualStandby { peer_hot: bool },
     /// The preempt delay after becoming hot has passed.
     PreemptTimer,
+    /// The peer, last heard active, now speaks under a new epoch: it
+    /// restarted. (A negotiating hello alone is no proof: one still in
+    /// flight from a start both units just settled looks the same.)
+    PeerRestarted,
 }
 
 impl Event {
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 16] = [
         "start",
         "peer-hello-negotiating",
         "peer-hello-active",
@@ -129,6 +133,7 @@ impl Event {
         "manual-active",
         "manual-standby",
         "preempt-timer",
+        "peer-restarted",
     ];
 
     fn index(self) -> usize {
@@ -148,6 +153,7 @@ impl Event {
             Event::ManualActive => 12,
             Event::ManualStandby { .. } => 13,
             Event::PreemptTimer => 14,
+            Event::PeerRestarted => 15,
         }
     }
 
@@ -288,7 +294,13 @@ impl RoleFsm {
                 Go(StandbyCold, "both units starting: the primary becomes active", None)
             }
             (Negotiating, PeerHelloActive { .. }) => Go(StandbyCold, "peer is active", None),
-            (Negotiating, PeerHelloStandby { .. }) => Stay, // it takes over once it hears us negotiating
+            // The peer settled as a cold standby (on hearing us negotiate, possibly
+            // before our own echoing hello reached it, or by command): a cold
+            // standby never takes over from a live peer, so we must.
+            (Negotiating, PeerHelloStandby { hot: false, .. }) => {
+                Go(Active, "peer waits as a cold standby: becoming active", Some(Takeover::Alone))
+            }
+            (Negotiating, PeerHelloStandby { .. }) => Stay, // a hot peer takes over once it hears us negotiating
             (Negotiating, PeerHelloFailed) => Go(Active, "peer reports failed", Some(Takeover::Alone)),
             (Negotiating, PeerDead) => Go(Active, "no peer within the hold time", Some(Takeover::Alone)),
             (Negotiating, LocalInterfaceFailed) => Go(Failed, "monitored interface failed", None),
@@ -309,7 +321,8 @@ impl RoleFsm {
                 Some(Takeover::Partial),
             ),
             (StandbyCold, PeerHelloStandby { .. }) => Stay,
-            (StandbyCold, PeerHelloNegotiating) => Go(
+            (StandbyCold, PeerHelloNegotiating) => Stay,
+            (StandbyCold, PeerRestarted) => Go(
                 Active,
                 "active restarted before bulk sync finished: taking over with what we have",
                 Some(Takeover::Partial),
@@ -345,7 +358,10 @@ impl RoleFsm {
                 Go(Active, "no active and both hot: primary takes over", Some(Takeover::Complete))
             }
             (StandbyHot, PeerHelloStandby { .. }) => Stay,
-            (StandbyHot, PeerHelloNegotiating) => Go(Active, "active restarted", Some(Takeover::Complete)),
+            (StandbyHot, PeerHelloNegotiating | PeerRestarted) => {
+                Go(Active, "active restarted", Some(Takeover::Complete))
+            }
+            (Negotiating | Active | Failed, PeerRestarted) => Stay,
             (StandbyHot, PeerHelloFailed) => Go(Active, "peer failed", Some(Takeover::Complete)),
             (StandbyHot, PeerDead) => {
                 Go(Active, "peer dead (hold time expired on every path)", Some(Takeover::Complete))
@@ -631,6 +647,24 @@ mod tests {
         s2.state = StandbyCold;
         assert!(!moved(s2.handle(BulkDone, T)).start_preempt_timer);
         assert!(matches!(s2.handle(PreemptTimer, T), Outcome::Rejected(_)));
+    }
+
+    /// The start race seen in the lab: the secondary settles cold on the
+    /// primary's first echoing hello before the primary has heard it
+    /// negotiate; the primary must not wait for a hello that never comes.
+    #[test]
+    fn negotiating_unit_takes_over_from_a_cold_waiting_peer() {
+        let mut p = RoleFsm::new(Unit::Primary, false);
+        p.handle(Start, T);
+        let t = moved(p.handle(PeerHelloStandby { hot: false, yielding: false }, T));
+        assert_eq!(t.to, Active);
+        // A late negotiating hello does not make a cold standby take over...
+        let mut s = fsm(Unit::Secondary, StandbyCold);
+        assert_eq!(s.handle(PeerHelloNegotiating, T), Outcome::Stayed);
+        // ...a restart of the active does.
+        assert_eq!(moved(s.handle(PeerRestarted, T)).takeover, Some(Takeover::Partial));
+        let mut h = fsm(Unit::Secondary, StandbyHot);
+        assert_eq!(moved(h.handle(PeerRestarted, T)).takeover, Some(Takeover::Complete));
     }
 
     #[test]
