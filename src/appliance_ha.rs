@@ -495,7 +495,10 @@ impl Appliance {
                 up += 1;
             }
         }
-        let peer_alive = !ha.peer_dead && now < ha.hold_deadline();
+        // Only a fresh hello (within two intervals) is evidence that the
+        // peer sees more interfaces up: when the peer dies our interfaces
+        // go quiet too, and its last word must not fail us.
+        let peer_alive = !ha.peer_dead && ha.last_any.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
         let peer_up = ha.peer.map_or(0, |p| (p.up & p.monitored).count_ones());
         if down > 0 && !ha.local_failed && peer_alive && peer_up > up {
             ha.local_failed = true;
