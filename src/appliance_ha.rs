@@ -20,6 +20,8 @@ use crate::ha::wire::{self, BodyWriter, HeaderRepr, Kind, Op};
 
 /// Connections whose expiry is refreshed per tick after a takeover.
 const ADOPT_BUDGET: usize = 65_536;
+/// ARP entries re-confirmed right after a takeover, at most.
+const TAKEOVER_ARP_PROBES: usize = 1024;
 
 impl Appliance {
     /// Whether this unit forwards: a single unit always, a pair member only
@@ -175,6 +177,14 @@ impl Appliance {
             ha.tombstones.clear();
             self.ports = ports_of(&self.cfg, &self.nat, false);
             self.announce();
+            // Re-confirm every next hop we inherited: a neighbour that
+            // changed its MAC since the peer learned it answers, and
+            // switches see us on the way.
+            for (ip, e) in self.arp.entries().into_iter().take(TAKEOVER_ARP_PROBES) {
+                if e.state == crate::arp::EntryState::Resolved {
+                    self.arp_request(e.iface, ip);
+                }
+            }
             ha.garp_left = GARP_ROUNDS - 1;
             ha.garp_next = Some(now + GARP_SPACING);
             ha.adopt_cursor = Some(0);

@@ -105,6 +105,10 @@ trap 'exit 130' INT TERM
 # (the units' hellos on the data interfaces are multicast).
 lab_bridge() {
     ip -n "$1" link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    # A bridge takes the lowest MAC of its ports unless given one: when the
+    # dead unit's TAP leaves, the "router" would change MAC under the
+    # survivor's replicated ARP entry. Real routers keep theirs.
+    ip -n "$1" link set br0 address "$2"
     ip -n "$1" link set br0 up
 }
 
@@ -142,7 +146,7 @@ if [ $nofw = 1 ]; then
     # The traffic tools alone: tw-in and tw-out on one L2 segment via a veth.
     lab_netns_check tw-in tw-out
     lab_netns tw-in tw-out
-    lab_bridge tw-in; lab_bridge tw-out
+    lab_bridge tw-in 02:00:00:00:01:fe; lab_bridge tw-out 02:00:00:00:02:fe
     ip link add nf-in netns tw-in type veth peer name nf-out netns tw-out
     ip -n tw-in link set nf-in master br0 up
     ip -n tw-out link set nf-out master br0 up
@@ -225,7 +229,7 @@ for x in "tw-fa $fo_if_a" "tw-fb $fo_if_b"; do
     ip -n "$1" link set "$2" multicast on up
     ip -n "$1" route add 224.0.0.0/4 dev "$2"     # multicast hellos leave by the failover link
 done
-lab_bridge tw-in; lab_bridge tw-out
+lab_bridge tw-in 02:00:00:00:01:fe; lab_bridge tw-out 02:00:00:00:02:fe
 
 # Both units start together: the primary should become active.
 lab_spawn_as pid_a tw-fa "$LAB_DIR/a.log" "$bin" run -c "$LAB_DIR/primary.toml" --log-level "$loglevel"
@@ -293,6 +297,8 @@ stop_traffic
 echo "== show failover on the survivor"
 "$bin" show failover --socket "$survivor_sock" || echo "(no answer from the survivor)"
 show_json "$survivor_sock" "$LAB_DIR/survivor.json"
+"$bin" show counters --json --socket "$survivor_sock" >"$LAB_DIR/survivor-counters.json" 2>&1 || true
+"$bin" show conn --socket "$survivor_sock" >"$LAB_DIR/survivor-conn.txt" 2>&1 || true
 echo "survivor's role: $($PY -c 'import json,sys; print(json.load(open(sys.argv[1])).get("role","?"))' "$LAB_DIR/survivor.json" 2>/dev/null || echo unknown)"
 echo "== survivor's log about the takeover"
 grep -iE 'takeover|take over|role|active|standby|failover|peer|garp|gratuitous' "$survivor_log" | tail -30
