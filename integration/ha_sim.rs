@@ -505,6 +505,12 @@ fn scenario(seed: u64) -> String {
     }
     assert_eq!(sim.role(1), Some(State::Active), "seed {seed}: the survivor stays active (no preempt)");
     assert!(converged, "seed {seed}: returning unit did not converge: role {:?}", sim.role(0));
+    // Each side's `show failover` knows the other's table sizes.
+    sim.run(Duration::from_millis(200));
+    if let Some(Report::Failover(r)) = sim.units[0].as_ref().map(|a| a.show(ShowWhat::Failover, sim.now)) {
+        let active_conns = sim.units[1].as_ref().unwrap().conn_count() as u64;
+        assert_eq!(r.tables[0].peer, active_conns, "seed {seed}: peer table size in show failover");
+    }
     assert_eq!(sim.dual_active_while_linked, 0, "seed {seed}: two actives while hellos flowed");
     format!(
         "seed {seed}: loss {}% dup {}% jitter {} us: takeover {} ms after kill, {} flows kept",
@@ -526,4 +532,32 @@ fn failover_simulation_fixed_seeds() {
     for seed in seeds {
         eprintln!("{}", scenario(seed));
     }
+}
+
+/// A unit started with the wrong key hears the pair but cannot read it: it
+/// must say so, accept no state and not become a second active.
+#[test]
+fn wrong_key_unit_stays_out() {
+    let mut sim = Sim::new(99);
+    let mut bad = unit_config("secondary.toml");
+    if let Some(f) = bad.failover.as_mut() {
+        f.key = config::KeySource::Inline("a-different-failover-key-000".into());
+    }
+    // The pair's active runs alone first; the misconfigured unit joins later.
+    sim.units[1] = None;
+    sim.run(Duration::from_millis(500));
+    sim.units[1] = Some(Appliance::new(bad, sim.now, Box::new(SeededRng::new(7))));
+    sim.run(Duration::from_millis(200));
+    sim.open_flows(4);
+    sim.run(Duration::from_millis(1500));
+    assert_eq!(sim.role(0), Some(State::Active));
+    assert_ne!(sim.role(1), Some(State::Active), "the wrong-key unit went active");
+    assert_eq!(sim.units[1].as_ref().unwrap().conn_count(), 0, "the wrong-key unit accepted state");
+    for u in 0..2 {
+        let Some(Report::Failover(r)) = sim.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, sim.now)) else {
+            panic!()
+        };
+        assert!(r.counters.get("ha-key-mismatch").copied().unwrap_or(0) > 0, "unit {u} did not notice: {:?}", r.counters);
+    }
+    assert_eq!(sim.dual_active_while_linked, 0);
 }

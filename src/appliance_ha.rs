@@ -86,6 +86,7 @@ impl Appliance {
             Err(e) => {
                 ha.count(e.name());
                 if let crate::ha::datagram::RxDrop::KeyMismatch { .. } = e {
+                    ha.last_key_mismatch = Some(now);
                     if ha.may_warn(now) {
                         let msg = "failover datagram sealed with a different key: the two units' [failover] keys differ; set the same key on both".to_string();
                         self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
@@ -102,6 +103,12 @@ impl Appliance {
             }
         }
         if kind == Kind::Hello {
+            if let Some(ext) = body.get(crate::ha::hello::HELLO_LEN..crate::ha::hello::HELLO_LEN + 8) {
+                ha.peer_tables = [
+                    u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) as u64,
+                    u32::from_be_bytes([ext[4], ext[5], ext[6], ext[7]]) as u64,
+                ];
+            }
             match HelloRepr::parse(&body) {
                 Ok(hello) => self.ha_hello(ha, &h, hello, path, now),
                 Err(_) => ha.count("ha-hello-malformed"),
@@ -412,6 +419,10 @@ impl Appliance {
         let mut buf = Vec::with_capacity(128);
         datagram::start(&mut buf, &h);
         hello.emit(&mut buf);
+        // Extension (older units ignore trailing bytes): our table sizes,
+        // for the peer's `show failover`.
+        buf.extend_from_slice(&self.ct.len().to_be_bytes());
+        buf.extend_from_slice(&(self.arp.entries().len() as u32).to_be_bytes());
         datagram::seal(&mut ha.hello_sealer, &mut buf).ok()?;
         Some(buf)
     }
@@ -447,7 +458,17 @@ impl Appliance {
             // Keep the cadence; after a stall, do not send a burst.
             ha.next_hello = (ha.next_hello + ha.cfg.poll).max(now);
         }
-        if !ha.peer_dead && now >= ha.hold_deadline() {
+        let wrong_key_peer = ha.last_key_mismatch.is_some_and(|t| now.saturating_since(t) < ha.cfg.hold);
+        if !ha.peer_dead && now >= ha.hold_deadline() && ha.fsm.state() == State::Negotiating && wrong_key_peer {
+            // Someone is there but speaks with another key: going active
+            // on our own could make two actives. Wait for the operator.
+            ha.last_any = Some(now);
+            ha.count("ha-active-refused-wrong-key");
+            if ha.may_warn(now) {
+                let msg = "not becoming active: the peer is present but uses a different failover key; fix the key on one unit".to_string();
+                self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
+            }
+        } else if !ha.peer_dead && now >= ha.hold_deadline() {
             // No hello on any path for the hold time.
             ha.peer_dead = true;
             ha.last_link = None;
@@ -616,6 +637,8 @@ impl Appliance {
             last_peer_hello_ms: ago(ha.last_any),
             failover_link: if ha.fsm.failover_link_failed() {
                 "FAILED".into()
+            } else if ha.peer_dead {
+                "peer dead".into()
             } else if ha.last_link.is_some() {
                 "up".into()
             } else {
@@ -625,11 +648,11 @@ impl Appliance {
             seq_sent: ha.stream.seq_sent(),
             seq_acked: ha.stream.seq_acked(),
             lag_records,
-            lag_ms: ha.outbox.poll_timeout().map_or(0, |t| now.saturating_since(t - Duration::from_millis(1)).as_millis()),
+            lag_ms: ha.outbox.oldest().map_or(0, |t| now.saturating_since(t).as_millis()),
             bulk: format!("{:?}", if ha.active { BulkStatus::Idle } else { ha.bulk_rx }).to_lowercase(),
             tables: vec![
-                show::FailoverTable { name: "conn".into(), local: self.ct.len() as u64, peer: 0 },
-                show::FailoverTable { name: "arp".into(), local: self.arp.entries().len() as u64, peer: 0 },
+                show::FailoverTable { name: "conn".into(), local: self.ct.len() as u64, peer: ha.peer_tables[0] },
+                show::FailoverTable { name: "arp".into(), local: self.arp.entries().len() as u64, peer: ha.peer_tables[1] },
             ],
             at_risk: if ha.active { lag_records } else { 0 },
             last_takeover: ha.last_takeover.clone(),

@@ -93,6 +93,10 @@ pub struct Ha {
     pub last_any: Option<Instant>,
     /// PeerDead was raised and no hello has been heard since.
     pub peer_dead: bool,
+    /// Last datagram sealed with another key (a misconfigured peer).
+    pub last_key_mismatch: Option<Instant>,
+    /// The peer's connection and ARP table sizes, from its hellos.
+    pub peer_tables: [u64; 2],
     /// Any frame received per data interface (interface health).
     pub last_rx: Vec<Option<Instant>>,
     pub local_failed: bool,
@@ -148,6 +152,8 @@ impl Ha {
             last_data: vec![None; n],
             last_any: None,
             peer_dead: false,
+            last_key_mismatch: None,
+            peer_tables: [0; 2],
             last_rx: vec![None; n],
             local_failed: false,
             next_hello: now,

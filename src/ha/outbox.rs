@@ -145,6 +145,11 @@ impl Outbox {
             && (self.slots.len() >= self.max_updates || self.poll_timeout().is_some_and(|t| now >= t))
     }
 
+    /// When the oldest pending change was made.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.oldest
+    }
+
     /// When the oldest pending change must go out.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.oldest.map(|t| t + self.max_delay)
