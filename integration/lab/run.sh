@@ -66,8 +66,13 @@ lab_spawn tw-out "$LAB_DIR/blob.log" $PY "$here/peers.py" blob-server 5001 $blob
 lab_spawn tw-out "$LAB_DIR/udp.log" $PY "$here/peers.py" udp-echo 198.51.100.80 5002 >/dev/null
 lab_spawn tw-out "$LAB_DIR/echo.log" $PY "$here/peers.py" line-echo 5003 >/dev/null
 lab_spawn tw-dmz "$LAB_DIR/web.log" $PY "$here/peers.py" blob-server 80 100000 >/dev/null
+# An HTTP server "on the internet", serving one file of random bytes.
+mkdir -p "$LAB_DIR/www"
+head -c 1000000 /dev/urandom >"$LAB_DIR/www/file.bin"
+lab_spawn tw-out "$LAB_DIR/http.log" $PY -m http.server 8000 --bind 198.51.100.80 --directory "$LAB_DIR/www" >/dev/null
 lab_wait 10 ip netns exec tw-out $PY -c 'import socket; socket.create_connection(("198.51.100.80", 5001), 1)'
 lab_wait 10 ip netns exec tw-dmz $PY -c 'import socket; socket.create_connection(("172.16.20.10", 80), 1)'
+lab_wait 10 ip netns exec tw-out $PY -c 'import socket; socket.create_connection(("198.51.100.80", 8000), 1)'
 
 want_sha=$($PY "$here/peers.py" blob-sha $blob)
 web_sha=$($PY "$here/peers.py" blob-sha 100000)
@@ -78,6 +83,20 @@ check "inside host pings the appliance" ip netns exec tw-in ping -c 2 -W 1 -i 0.
 check "inside host pings a server outside through PAT" ip netns exec tw-in ping -c 2 -W 1 -i 0.2 198.51.100.80
 got=$(ip netns exec tw-in $PY "$here/peers.py" blob-client 198.51.100.80 5001 2>&1)
 check "4 MB TCP download through PAT arrives intact ($got)" test "$got" = "$want_sha"
+http_sha=$(ip netns exec tw-in curl -sf --max-time 10 http://198.51.100.80:8000/file.bin | sha256sum | cut -d' ' -f1)
+check "HTTP fetch of 1 MB from an outside server through PAT arrives intact" test "$http_sha" = "$(sha256sum <"$LAB_DIR/www/file.bin" | cut -d' ' -f1)"
+# An ICMP error through NAT: the outside server answers a closed UDP port
+# with port unreachable; it must reach the inside host translated back, so
+# its connected socket reports "connection refused".
+got=$(ip netns exec tw-in $PY -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.connect(("198.51.100.80", 5999)); s.send(b"x")
+try:
+    s.recv(100); print("answered")
+except ConnectionRefusedError: print("refused")
+except socket.timeout: print("timeout")' 2>&1)
+check "ICMP port unreachable from outside reaches the inside host through PAT ($got)" test "$got" = refused
 got=$(ip netns exec tw-in $PY "$here/peers.py" udp-ping 198.51.100.80 5002 20 2>&1)
 check "20 UDP round trips through PAT ($got/20)" test "$got" = 20
 got=$(ip netns exec tw-out $PY "$here/peers.py" blob-client 203.0.113.1 8080 2>&1)
