@@ -121,6 +121,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// `SWEEP_PASSES_TICKS` ticks on bigger tables.
 const SWEEP_MIN: usize = 1024;
 const SWEEP_PASS_TICKS: usize = 50;
+/// Lines a `show conn`/`show xlate` lists at most: rendering runs in the
+/// event loop, and a million lines would stall hellos (false failover).
+const SHOW_MAX_LINES: usize = 10_000;
 /// Gratuitous ARPs sent per address at start and reload.
 const GARP_COUNT: u8 = 1;
 
@@ -896,7 +899,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
         ShowWhat::Failover => Report::Failover(app.ha_report(now)),
         ShowWhat::Conn => {
             let mut conns = Vec::new();
-            for (_, c) in app.ct.iter().take(100_000) {
+            for (_, c) in app.ct.iter().take(SHOW_MAX_LINES) {
                 let o = c.key[0];
                 let r = c.key[1];
                 let timeout = conntrack::timeout_for(c, &app.cfg.timeouts);
@@ -963,7 +966,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                 }
             }
             let pat = conntrack::table::flags::PAT;
-            for (_, c) in app.ct.iter().filter(|(_, c)| c.flags & pat != 0).take(100_000) {
+            for (_, c) in app.ct.iter().filter(|(_, c)| c.flags & pat != 0).take(SHOW_MAX_LINES) {
                 let (o, r) = (c.key[0], c.key[1]);
                 xlates.push(show::XlateLine {
                     kind: "dynamic-pat".into(),

@@ -198,6 +198,9 @@ impl Report {
             Report::Conn(r) => {
                 let _ = writeln!(s, "{} in use, {} most used, {} maximum", r.in_use, r.most_used, r.max);
                 let _ = writeln!(s, "table memory {} bytes, {} bytes per connection", r.memory_bytes, r.bytes_per_conn);
+                if (r.conns.len() as u64) < r.in_use {
+                    let _ = writeln!(s, "(listing the first {} of {})", r.conns.len(), r.in_use);
+                }
                 for c in &r.conns {
                     let src_nat =
                         if c.from_mapped != c.from { format!(" as {}", c.from_mapped) } else { String::new() };
