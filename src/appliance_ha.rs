@@ -268,9 +268,8 @@ impl Appliance {
                 continue;
             }
             let mut report = ApplyReport::default();
-            let timeouts = self.cfg.timeouts.clone();
             {
-                let mut cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, timeouts: &timeouts, now };
+                let mut cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
                 let mut asy = ArpSync { arp: &mut self.arp };
                 let tables: &mut [&mut dyn ReplicatedTable] = &mut [&mut cs, &mut asy];
                 if apply_body(&d.body, tables, now, &mut report).is_err() {
@@ -298,9 +297,8 @@ impl Appliance {
         }
         ha.count("ha-bulk-sent");
         ha.stream.send(Kind::BulkStart, Vec::new(), now);
-        let timeouts = self.cfg.timeouts.clone();
         {
-            let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, timeouts: &timeouts, now };
+            let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
             ha.outbox.mark_all(&cs, now);
         }
         let asy = ArpSync { arp: &mut self.arp };
@@ -324,10 +322,9 @@ impl Appliance {
         let bulk = ha.bulk_end_pending;
         while !ha.outbox.is_empty() && (bulk || ha.outbox.flush_due(now)) && ha.stream.queue_space() > 0 {
             let mut body = Vec::with_capacity(wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
-            let timeouts = self.cfg.timeouts.clone();
             let written = {
                 let mut w = BodyWriter::new(&mut body, wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
-                let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, timeouts: &timeouts, now };
+                let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
                 let arp = &mut self.arp;
                 let asy = ArpSync { arp };
                 ha.outbox.fill(&mut w, |k| match k {

@@ -5,18 +5,24 @@
 //! used only to ask the sender for its copy. NAT bindings travel inside:
 //! a connection's reply key *is* its binding.
 //!
-//! Record v1 (longer records from newer units are accepted, the rest
-//! ignored):
+//! Record v1, compact because every new flow costs one (longer records
+//! from newer units are accepted, the rest ignored):
 //!
-//! | bytes  | field                                            |
-//! |--------|--------------------------------------------------|
-//! | 0..13  | orig key: src, dst, sport, dport, proto          |
-//! | 13..26 | reply key                                        |
-//! | 26, 27 | ingress interface per direction                  |
-//! | 28, 29 | state, flags (NAT kind)                          |
-//! | 30..54 | TCP peers: seqlo, seqhi, max_win, wscale, state  |
-//! | 54..62 | bytes                                            |
-//! | 62..66 | remaining lifetime, ms (relative: clocks differ) |
+//! | bytes    | field                                                        |
+//! |----------|--------------------------------------------------------------|
+//! | 13       | orig key: src, dst, sport, dport, proto                      |
+//! | 1        | shape: which translations and TCP peers follow, NAT kind     |
+//! | 0 or 6   | source as the responder sees it (address, port), if translated |
+//! | 0 or 6   | destination as the initiator addressed it... real (address, port), if translated |
+//! | 1        | state                                                        |
+//! | 0, 8, 16 | TCP peers present: seqlo, max_win, wscale, state             |
+//! | 1-10     | bytes, LEB128                                                |
+//! | 1-5      | remaining lifetime in ms, LEB128 (relative: clocks differ)   |
+//!
+//! The reply key follows from the orig key and the translations; the
+//! interfaces follow from the routing table both units share; `seqhi` is
+//! rebuilt from `seqlo` and the window. A PAT'd UDP flow takes about 30
+//! bytes, an established PAT'd TCP flow about 50.
 //!
 //! A delete record is the orig key alone.
 //!
@@ -27,7 +33,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::{IfIndex, Timeouts};
+use crate::config::Timeouts;
+use crate::route::RouteTable;
 use crate::conntrack::table::flags;
 use crate::conntrack::tcp::{PeerState, TcpPeer};
 use crate::conntrack::{Conn, ConnState, KeyV4, Table};
@@ -36,17 +43,26 @@ use crate::ha::wire::Op;
 use crate::time::{Duration, Instant};
 
 pub const KIND: u16 = 1;
-pub const RECORD_LEN: usize = 66;
 const KEY_LEN: usize = 13;
 
 /// Flags that describe the translation and travel with the record.
 const NAT_FLAGS: u8 = flags::PAT | flags::SNAT | flags::DNAT;
 
+mod shape {
+    pub const SRC_XLAT: u8 = 0x01;
+    pub const DST_XLAT: u8 = 0x02;
+    pub const TCP0: u8 = 0x04;
+    pub const TCP1: u8 = 0x08;
+    /// Bits 4..7 carry the connection's NAT flags (PAT, SNAT, DNAT).
+    pub const NAT_SHIFT: u8 = 4;
+}
+
 pub struct ConnSync<'a> {
     pub ct: &'a mut Table<KeyV4>,
     /// Keys of connections removed here whose delete has not gone out yet.
     pub tombstones: &'a HashMap<u64, KeyV4>,
-    pub timeouts: &'a Timeouts,
+    /// Both units route alike: a record's interfaces are looked up here.
+    pub routes: &'a RouteTable,
     pub now: Instant,
 }
 
@@ -68,22 +84,69 @@ fn get_key(b: &[u8]) -> KeyV4 {
     }
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A reader over a record that fails softly (None) on truncation.
+struct Rd<'a>(&'a [u8]);
+
+impl Rd<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = self.u8()?;
+            v |= ((b & 0x7f) as u64).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn endpoint(&mut self) -> Option<(u32, u16)> {
+        let b = self.take(6)?;
+        Some((u32::from_be_bytes([b[0], b[1], b[2], b[3]]), u16::from_be_bytes([b[4], b[5]])))
+    }
+    fn peer(&mut self) -> Option<TcpPeer> {
+        let b = self.take(8)?;
+        let seqlo = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let max_win = u16::from_be_bytes([b[4], b[5]]);
+        let wscale = b[6];
+        let scaled = (max_win as u32) << (wscale & 0x0f).min(14);
+        Some(TcpPeer {
+            seqlo,
+            seqhi: seqlo.wrapping_add(scaled.max(1)),
+            max_win,
+            wscale,
+            state: PeerState::from_u8(b[7]),
+        })
+    }
+}
+
 fn put_peer(out: &mut Vec<u8>, p: &TcpPeer) {
     out.extend_from_slice(&p.seqlo.to_be_bytes());
-    out.extend_from_slice(&p.seqhi.to_be_bytes());
     out.extend_from_slice(&p.max_win.to_be_bytes());
     out.push(p.wscale);
     out.push(p.state as u8);
-}
-
-fn get_peer(b: &[u8]) -> TcpPeer {
-    TcpPeer {
-        seqlo: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        seqhi: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-        max_win: u16::from_be_bytes([b[8], b[9]]),
-        wscale: b[10],
-        state: PeerState::from_u8(b[11]),
-    }
 }
 
 fn state_from_u8(v: u8) -> Option<ConnState> {
@@ -95,36 +158,67 @@ fn state_from_u8(v: u8) -> Option<ConnState> {
     }
 }
 
-/// Encode `c` as a v1 record.
+/// Encode `c` as a record.
 pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
-    put_key(out, &c.key[0]);
-    put_key(out, &c.key[1]);
-    out.push(c.iface[0].0);
-    out.push(c.iface[1].0);
+    let (o, r) = (c.key[0], c.key[1]);
+    put_key(out, &o);
+    // The reply key as the untranslated flow would have it.
+    let src_x = (r.dst, r.dport) != (o.src, o.sport);
+    let dst_x = (r.src, r.sport) != (o.dst, o.dport);
+    let tcp = c.state == ConnState::Tcp;
+    let mut sh = ((c.flags & NAT_FLAGS) << shape::NAT_SHIFT) | src_x as u8 | (dst_x as u8) << 1;
+    if tcp {
+        sh |= shape::TCP0;
+        if c.tcp[1].state != PeerState::Closed {
+            sh |= shape::TCP1;
+        }
+    }
+    out.push(sh);
+    if src_x {
+        out.extend_from_slice(&r.dst.to_be_bytes());
+        out.extend_from_slice(&r.dport.to_be_bytes());
+    }
+    if dst_x {
+        out.extend_from_slice(&r.src.to_be_bytes());
+        out.extend_from_slice(&r.sport.to_be_bytes());
+    }
     out.push(c.state as u8);
-    out.push(c.flags & NAT_FLAGS);
-    put_peer(out, &c.tcp[0]);
-    put_peer(out, &c.tcp[1]);
-    out.extend_from_slice(&c.bytes.to_be_bytes());
-    let left = c.expires.saturating_since(now).as_millis().min(u32::MAX as u64) as u32;
-    out.extend_from_slice(&left.to_be_bytes());
+    if tcp {
+        put_peer(out, &c.tcp[0]);
+        if sh & shape::TCP1 != 0 {
+            put_peer(out, &c.tcp[1]);
+        }
+    }
+    put_varint(out, c.bytes);
+    put_varint(out, c.expires.saturating_since(now).as_millis());
 }
 
-/// Decode a v1 record (extra trailing bytes ignored).
-pub fn decode_conn(b: &[u8], now: Instant) -> Option<Conn<KeyV4>> {
-    if b.len() < RECORD_LEN {
-        return None;
+/// Decode a record; the interfaces come from `routes`.
+pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<KeyV4>> {
+    let mut rd = Rd(b);
+    let o = get_key(rd.take(KEY_LEN)?);
+    let sh = rd.u8()?;
+    let (mapped_a, mapped_p) = if sh & shape::SRC_XLAT != 0 { rd.endpoint()? } else { (o.src, o.sport) };
+    let (real_a, real_p) = if sh & shape::DST_XLAT != 0 { rd.endpoint()? } else { (o.dst, o.dport) };
+    let r = KeyV4 { src: real_a, dst: mapped_a, sport: real_p, dport: mapped_p, proto: o.proto };
+    let state = state_from_u8(rd.u8()?)?;
+    let mut tcp = [TcpPeer::default(); 2];
+    if sh & shape::TCP0 != 0 {
+        tcp[0] = rd.peer()?;
+        tcp[1] = if sh & shape::TCP1 != 0 { rd.peer()? } else { TcpPeer { seqhi: 1, max_win: 1, ..Default::default() } };
     }
-    let state = state_from_u8(b[28])?;
-    let left = u32::from_be_bytes([b[62], b[63], b[64], b[65]]);
+    let bytes = rd.varint()?;
+    let left = rd.varint()?;
+    let in_if = routes.lookup(o.src)?.iface;
+    let out_if = routes.lookup(r.src)?.iface;
     Some(Conn {
-        key: [get_key(&b[0..13]), get_key(&b[13..26])],
-        iface: [IfIndex(b[26]), IfIndex(b[27])],
+        key: [o, r],
+        iface: [in_if, out_if],
         state,
-        flags: b[29] & NAT_FLAGS,
-        tcp: [get_peer(&b[30..42]), get_peer(&b[42..54])],
-        bytes: u64::from_be_bytes(b[54..62].try_into().ok()?),
-        expires: now + Duration::from_millis(left as u64),
+        flags: (sh >> shape::NAT_SHIFT) & NAT_FLAGS,
+        tcp,
+        bytes,
+        expires: now + Duration::from_millis(left.min(u32::MAX as u64)),
         gen: 0,
     })
 }
@@ -186,7 +280,7 @@ impl ReplicatedTable for ConnSync<'_> {
                 }
             }
             Op::Insert | Op::Update => {
-                let Some(mut theirs) = decode_conn(bytes, now) else { return Merge::Malformed };
+                let Some(mut theirs) = decode_conn(bytes, now, self.routes) else { return Merge::Malformed };
                 theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY;
                 match self.ct.lookup(&theirs.key[0]) {
                     Some((slot, crate::conntrack::Dir::Orig)) if self.ct.get(slot).key[1] == theirs.key[1] => {
@@ -234,6 +328,7 @@ mod tests {
     use crate::conntrack::tcp;
     use crate::ha::table::apply_body;
     use crate::ha::wire::BodyWriter;
+    use crate::config::IfIndex;
     use crate::pdesc::TcpInfo;
 
     fn tcp_conn(seq: u32) -> Conn<KeyV4> {
@@ -245,26 +340,56 @@ mod tests {
             tcp: tcp::init_orig(&syn),
             state: ConnState::Tcp,
             flags: flags::PAT,
-            iface: [IfIndex(0), IfIndex(1)],
+            iface: [crate::config::IfIndex(0), crate::config::IfIndex(1)],
             expires: Instant::from_millis(30_000),
             bytes: 60,
             gen: 0,
         }
     }
 
+    fn routes() -> RouteTable {
+        RouteTable::from_config(&crate::testkit::lab_config())
+    }
+
     #[test]
     fn record_round_trip() {
-        let c = tcp_conn(1000);
+        let mut c = tcp_conn(1000);
+        c.tcp[1] = TcpPeer { seqlo: 5000, seqhi: 5000 + 65535, max_win: 65535, wscale: 0, state: PeerState::SynSent };
         let mut b = vec![];
         encode_conn(&c, Instant::from_millis(10_000), &mut b);
-        assert_eq!(b.len(), RECORD_LEN);
+        assert!(b.len() <= 13 + 1 + 6 + 1 + 16 + 2 + 3, "{} bytes", b.len());
         b.extend_from_slice(&[9, 9, 9]); // a newer unit's extra field
-        let d = decode_conn(&b, Instant::from_millis(50_000)).unwrap();
+        let d = decode_conn(&b, Instant::from_millis(50_000), &routes()).unwrap();
         assert_eq!(d.key, c.key);
-        assert_eq!(d.tcp, c.tcp);
+        assert_eq!((d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale), (c.tcp[0].seqlo, c.tcp[0].state, c.tcp[0].wscale));
+        assert_eq!(d.tcp[1].state, PeerState::SynSent);
         assert_eq!(d.flags, flags::PAT);
+        assert_eq!(d.iface, [IfIndex(0), IfIndex(1)], "interfaces from the routing table");
         assert_eq!(d.expires, Instant::from_millis(70_000), "relative expiry re-based");
-        assert!(decode_conn(&b[..20], Instant(0)).is_none());
+        for cut in 0..b.len() - 3 {
+            assert!(decode_conn(&b[..cut], Instant(0), &routes()).is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn udp_pat_record_is_small_and_dnat_round_trips() {
+        let k = KeyV4 { src: 0xc0a80a0a, dst: 0xc6336450, sport: 40000, dport: 53, proto: 17 };
+        let r = KeyV4 { src: 0xc6336450, dst: 0xcb007101, sport: 53, dport: 5555, proto: 17 };
+        let c = Conn { key: [k, r], state: ConnState::Assured, flags: flags::PAT, ..Default::default() };
+        let mut b = vec![];
+        encode_conn(&c, Instant(0), &mut b);
+        assert!(b.len() <= 24, "{} bytes", b.len());
+        assert_eq!(decode_conn(&b, Instant(0), &routes()).unwrap().key, c.key);
+        // Port forward: the destination is translated, the source is not.
+        let k = KeyV4 { src: 0x08080808, dst: 0xcb007101, sport: 3333, dport: 8080, proto: 6 };
+        let r = KeyV4 { src: 0xac10140a, dst: 0x08080808, sport: 80, dport: 3333, proto: 6 };
+        let mut c = tcp_conn(1);
+        c.key = [k, r];
+        c.flags = flags::DNAT;
+        let mut b = vec![];
+        encode_conn(&c, Instant(0), &mut b);
+        let d = decode_conn(&b, Instant(0), &routes()).unwrap();
+        assert_eq!((d.key, d.flags, d.iface), (c.key, flags::DNAT, [IfIndex(1), IfIndex(2)]));
     }
 
     #[test]
@@ -288,20 +413,20 @@ mod tests {
     fn apply_insert_update_delete_through_a_body() {
         let now = Instant::from_millis(1000);
         let tomb = HashMap::new();
-        let t = Timeouts::default();
+        let t = routes();
         let mut src = Table::new(100, [1; 4]);
         let slot = src.insert(tcp_conn(7)).unwrap();
         let id = src.id_of(slot);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb, timeouts: &t, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, now };
             let mut w = BodyWriter::new(&mut body, 1300);
             w.push_versioned(KIND, Op::Insert, id, |b| s.encode(id, b)).unwrap();
         }
         let mut dst = Table::new(100, [2; 4]);
         let mut rep = Default::default();
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, timeouts: &t, now };
+            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert_eq!(dst.len(), 1);
@@ -313,12 +438,12 @@ mod tests {
         tomb2.insert(id, key);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb2, timeouts: &t, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, now };
             let mut w = BodyWriter::new(&mut body, 1300);
             assert!(w.push_versioned(KIND, Op::Delete, id, |b| s.encode_delete(id, b)).unwrap());
         }
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, timeouts: &t, now };
+            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert!(dst.is_empty());
