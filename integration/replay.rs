@@ -9,15 +9,21 @@
 //! * `case_inputs_match_generator`: the committed inputs are what
 //!   `support/cases.rs` generates. Regenerate with
 //!   `cargo test --test replay -- --ignored regenerate_case_inputs`.
-//! * `corpus`: every public capture in `../shared/corpora` (or
-//!   `$TWINWALL_CORPORA`) reads, feeds as many frames as SOURCES.md lists,
-//!   and replays identically twice. `TWINWALL_SKIP_CORPORA=1` skips it, loudly.
+//! * `corpus::<file stem>`: one test per public capture in
+//!   `../shared/corpora` (or `$TWINWALL_CORPORA`), replayed on `inside`
+//!   through a permissive config (`support::PERMISSIVE_TOML`) with
+//!   retargeted MACs: it feeds as many frames as SOURCES.md lists, replays
+//!   identically twice, and every frame received is accounted for by the
+//!   counters (`assert_accounted`). `corpus_list_matches_sources` keeps the
+//!   list in step with SOURCES.md; `corpus_two_inputs` feeds two captures at
+//!   once. Without the folder these fail and say why, unless
+//!   `TWINWALL_SKIP_CORPORA=1` (then they pass, loudly).
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{case_config, cases, diff::diff, env_is, lab_config, render, repo_root, scratch};
+use support::{case_config, cases, diff::diff, env_is, lab_config, permissive_config, render, repo_root, scratch};
 use twinwall::replay::{self, pcap_in, pcap_out, ReplayInput, ReplayOptions, ReplayReport};
 use twinwall::time::{Duration, Instant};
 
@@ -173,7 +179,7 @@ fn sources_table(text: &str) -> Vec<(String, String, usize)> {
 /// capinfos link-type names the reader handles.
 const SUPPORTED_LINKS: &[&str] = &["ether", "linux-sll", "linux-sll2", "null", "loop", "raw", "ipv4", "ipv6"];
 
-/// `None` (after a loud warning) when the corpus test is skipped on purpose.
+/// `None` (after a loud warning) when the corpus tests are skipped on purpose.
 fn corpora_or_fail() -> Option<PathBuf> {
     let dir = corpora_dir();
     if dir.join("SOURCES.md").is_file() {
@@ -184,7 +190,7 @@ fn corpora_or_fail() -> Option<PathBuf> {
          ($TWINWALL_CORPORA {}, default ../shared/corpora beside the checkout).\n\
          Point TWINWALL_CORPORA at the folder holding SOURCES.md and the captures, e.g.\n    \
          TWINWALL_CORPORA=/work/shared/corpora cargo test --test replay corpus\n\
-         or set TWINWALL_SKIP_CORPORA=1 to skip this test on purpose.",
+         or set TWINWALL_SKIP_CORPORA=1 to skip these tests on purpose.",
         dir.display(),
         if std::env::var_os("TWINWALL_CORPORA").is_some() { "is set" } else { "is not set" },
     );
@@ -195,51 +201,244 @@ fn corpora_or_fail() -> Option<PathBuf> {
     panic!("\n{how}\n");
 }
 
+/// Replays `inputs` through the permissive config twice, in two output
+/// folders, and asserts the runs are identical: frames sent (time, port,
+/// bytes), counters, and every file written.
 fn replay_twice(name: &str, inputs: &[ReplayInput]) -> ReplayReport {
-    let opts = ReplayOptions { seed: 7, retarget_mac: true, linger: Duration::from_secs(5) };
+    let opts = ReplayOptions { seed: 7, retarget_mac: true, linger: CORPUS_LINGER };
     let (da, db) = (scratch(&format!("corpus/{name}/a")), scratch(&format!("corpus/{name}/b")));
-    let a = replay::run(lab_config(), inputs, &da, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let b = replay::run(lab_config(), inputs, &db, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(a.frames, b.frames, "{name}: two runs sent different frames");
+    let a = replay::run(permissive_config(), inputs, &da, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let b = replay::run(permissive_config(), inputs, &db, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(a.fed, b.fed, "{name}: two runs fed different frame counts");
+    assert!(a.frames == b.frames, "{name}: two runs sent different frames");
+    assert_eq!(a.events, b.events, "{name}: two runs raised different events");
     assert_eq!(a.counters_json().unwrap(), b.counters_json().unwrap(), "{name}: two runs counted differently");
-    for f in ["inside.pcap", "outside.pcap", "counters.json"] {
+    let mut files: Vec<String> =
+        std::fs::read_dir(&da).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert!(files.contains(&"counters.json".to_string()), "{name}: no counters.json in {}", da.display());
+    for f in &files {
         assert_eq!(std::fs::read(da.join(f)).ok(), std::fs::read(db.join(f)).ok(), "{name}: {f} differs between runs");
     }
     a
 }
 
-#[test]
-fn corpus() {
+/// Long enough for every frame parked on ARP to be sent or dropped
+/// (`arp::MAX_TRIES` x `arp::RETRY` = 3 s), so none is left uncounted.
+const CORPUS_LINGER: Duration = Duration::from_secs(5);
+
+/// ARP replies among `frames`: the one kind of received frame the core
+/// consumes without a counter (a reply addressed to us teaches the cache,
+/// then its buffer goes back to the pool).
+fn arp_replies(frames: &[Vec<u8>]) -> u64 {
+    frames.iter().filter(|f| f.len() >= 22 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]).count() as u64
+}
+
+/// Every received frame is accounted for. Per frame handed to
+/// `handle_frame`, the core does exactly one of:
+/// * drop it for a named reason: `counters.drops[reason]` and the receiving
+///   (or, for `arp-queue-full`/`arp-unresolved`, the egress) interface's
+///   `drops` go up by one;
+/// * forward it, now or once ARP resolves its next hop: `frames_forwarded`;
+/// * answer it in its own buffer: `arp_replies_sent` (an ARP request for one
+///   of our addresses) or `icmp_echo_replies` (a ping to us);
+/// * consume an ARP reply addressed to us, with no counter of its own.
+///
+/// ICMP errors and TCP resets we originate are counted apart
+/// (`icmp_errors_sent`, `tcp_resets_sent`) and always come with a drop of
+/// the frame that caused them, so they are not in the sum. After the linger
+/// no frame is still parked on ARP. So:
+///
+/// `rx_frames = drops + frames_forwarded + arp_replies_sent + icmp_echo_replies + k`,
+/// `0 <= k <= ARP replies fed`.
+///
+/// Also: the per-interface `drops` add up to the per-reason drops, `rx_frames`
+/// to the frames fed, and `tx_frames` to the frames the report holds.
+fn assert_accounted(name: &str, r: &ReplayReport, fed_frames: &[Vec<u8>]) {
+    let c = &r.counters;
+    let rx: u64 = c.ifaces.iter().map(|i| i.rx_frames).sum();
+    let tx: u64 = c.ifaces.iter().map(|i| i.tx_frames).sum();
+    let if_drops: u64 = c.ifaces.iter().map(|i| i.drops).sum();
+    let drops: u64 = c.drops.iter().sum();
+    let e = &c.events;
+    assert_eq!(rx, r.fed_total() as u64, "{name}: rx_frames vs frames fed");
+    assert_eq!(tx, r.frames.len() as u64, "{name}: tx_frames vs frames sent");
+    assert_eq!(if_drops, drops, "{name}: per-interface drops vs per-reason drops {:?}", c.drop_map());
+    let accounted = drops + e.frames_forwarded + e.arp_replies_sent + e.icmp_echo_replies;
+    let consumed = rx.checked_sub(accounted).unwrap_or_else(|| {
+        panic!(
+            "{name}: {accounted} outcomes counted for {rx} frames received \
+             (drops {drops} {:?}, forwarded {}, arp replies {}, echo replies {})",
+            c.drop_map(),
+            e.frames_forwarded,
+            e.arp_replies_sent,
+            e.icmp_echo_replies
+        )
+    });
+    let arp_in = arp_replies(fed_frames);
+    assert!(
+        consumed <= arp_in,
+        "{name}: {consumed} of {rx} frames received have no outcome counted (drops {drops} {:?}, \
+         forwarded {}, arp replies {}, echo replies {}); only the {arp_in} ARP replies fed may be consumed silently",
+        c.drop_map(),
+        e.frames_forwarded,
+        e.arp_replies_sent,
+        e.icmp_echo_replies
+    );
+}
+
+/// The permissive config's next hops, and the MACs they answer ARP from.
+const GATEWAYS: &[(&str, [u8; 6], &str, &str)] = &[
+    ("outside", [2, 0, 0, 0, 2, 0xfe], "203.0.113.254", "203.0.113.1"),
+    ("dmz", [2, 0, 0, 0, 3, 0xfe], "172.16.20.254", "172.16.20.1"),
+];
+
+/// One input per next hop holding its ARP reply to us at `t0`, written under
+/// `corpus/<name>/gw`. Listed before the capture, they are fed first (ties go
+/// to the earlier input), so the capture's flows are forwarded instead of
+/// all waiting on ARP and dropping as `arp-unresolved`.
+fn gateway_inputs(name: &str, t0: Instant) -> (Vec<ReplayInput>, Vec<Vec<u8>>) {
+    let cfg = permissive_config();
+    let dir = scratch(&format!("corpus/{name}/gw"));
+    let mut inputs = Vec::new();
+    let mut frames = Vec::new();
+    for (iface, mac, ip, ours) in GATEWAYS {
+        let our_mac = cfg.iface(cfg.interface_by_name(iface).unwrap()).mac.0;
+        let f = support::frames::arp_reply(*mac, ip.parse().unwrap(), our_mac, ours.parse().unwrap());
+        let path = dir.join(format!("{iface}.pcap"));
+        std::fs::write(&path, pcap_out::encode([(t0, &f[..])])).unwrap();
+        inputs.push(ReplayInput { iface: (*iface).into(), path });
+        frames.push(f);
+    }
+    (inputs, frames)
+}
+
+/// Replays one capture of the corpus (see [`corpus_tests`]), after the
+/// gateways' ARP replies.
+fn corpus_file(file: &str) {
     let Some(dir) = corpora_or_fail() else { return };
     let table = sources_table(&std::fs::read_to_string(dir.join("SOURCES.md")).unwrap());
-    assert!(!table.is_empty(), "{}/SOURCES.md lists no captures", dir.display());
-    let mac = lab_config().interfaces[1].mac;
-    let mut checked = 0;
-    for (file, link, pkts) in &table {
-        if !SUPPORTED_LINKS.contains(&link.as_str()) {
-            eprintln!("corpus: {file}: link type {link} not supported by the reader, skipped");
-            continue;
-        }
-        let path = dir.join(file);
-        let cap = pcap_in::read_file(&path, mac).unwrap_or_else(|e| panic!("corpus: {e}"));
-        assert_eq!(cap.packets.len(), *pkts, "{file}: packets read vs SOURCES.md");
-        let inputs = [ReplayInput { iface: "outside".into(), path }];
-        let report = replay_twice(file, &inputs);
-        assert_eq!(report.fed_total(), *pkts, "{file}: frames fed vs SOURCES.md");
-        eprintln!("corpus: {file} ({link}, {pkts} packets): ok, {} frames out", report.frames.len());
-        checked += 1;
-    }
-    assert!(checked > 0, "no corpus file had a supported link type");
+    let Some((_, link, pkts)) = table.iter().find(|(f, _, _)| f == file) else {
+        panic!("{file} is not listed in {}/SOURCES.md", dir.display());
+    };
+    assert!(SUPPORTED_LINKS.contains(&link.as_str()), "{file}: link type {link} is not one the reader handles");
+    let path = dir.join(file);
+    assert!(path.is_file(), "{} is listed in SOURCES.md but missing", path.display());
+    let cfg = permissive_config();
+    let port = cfg.interface_by_name(CORPUS_PORT).unwrap();
+    let mac = cfg.iface(port).mac;
+    let cap = pcap_in::read_file(&path, mac).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(cap.packets.len(), *pkts, "{file}: packets read vs SOURCES.md");
+    let t0 = cap.packets.first().map_or(Instant::ZERO, |p| p.time);
+    let (mut inputs, mut frames) = gateway_inputs(file, t0);
+    frames.extend(cap.packets.into_iter().map(|p| p.frame));
+    inputs.push(ReplayInput { iface: CORPUS_PORT.into(), path });
 
-    // Two inputs at once, from two unrelated captures: merge order and all.
+    let report = replay_twice(file, &inputs);
+    assert_eq!(report.fed[GATEWAYS.len()], *pkts, "{file}: frames fed vs SOURCES.md");
+    assert_eq!(report.fed_total(), *pkts + GATEWAYS.len(), "{file}: frames fed in all");
+    assert_accounted(file, &report, &frames);
+    let e = &report.counters.events;
+    eprintln!(
+        "corpus {file} ({link}, {pkts} packets): {} frames out, {} forwarded, {} conns, drops {:?}",
+        report.frames.len(),
+        e.frames_forwarded,
+        e.conns_created,
+        report.counters.drop_map()
+    );
+}
+
+/// The interface every capture is fed on (the captures hold both directions
+/// of their conversations; the clients' side opens flows through PAT).
+const CORPUS_PORT: &str = "inside";
+
+/// One `#[test]` per capture, named after its file stem, in `mod corpus`
+/// (`cargo test --test replay corpus::` runs them all).
+macro_rules! corpus_tests {
+    ($($stem:ident => $file:literal,)*) => {
+        mod corpus {
+            /// Every file of the list, for the completeness check.
+            pub const FILES: &[&str] = &[$($file),*];
+            $(
+                #[test]
+                fn $stem() {
+                    super::corpus_file($file);
+                }
+            )*
+        }
+    };
+}
+
+corpus_tests! {
+    arp_request_reply_ping => "arp_request_reply_ping.pcap",
+    arp_who_has => "arp_who_has.pcap",
+    dhcp_discover_offer_request_nak_ack => "dhcp_discover_offer_request_nak_ack.pcap",
+    esp_in_udp_4500 => "esp_in_udp_4500.pcap",
+    esp_over_ipv6 => "esp_over_ipv6.pcap",
+    esp_tunnel_3des_known_keys => "esp_tunnel_3des_known_keys.pcap",
+    ftp_active_mode_port => "ftp_active_mode_port.pcap",
+    gtp_volte_sip_rtp_over_gtpu => "gtp_volte_sip_rtp_over_gtpu.pcapng",
+    gtpv1_gn_control_and_user_fragmented => "gtpv1_gn_control_and_user_fragmented.pcap",
+    gtpv1_misc_ctx_resp_gtpu_v4_v6 => "gtpv1_misc_ctx_resp_gtpu_v4_v6.pcapng",
+    gtpv1c_create_pdp_ctx_and_echo => "gtpv1c_create_pdp_ctx_and_echo.pcapng",
+    gtpv1u_extension_header => "gtpv1u_extension_header.pcap",
+    gtpv1u_user_plane => "gtpv1u_user_plane.pcap",
+    gtpv2c_mixed_msgs => "gtpv2c_mixed_msgs.pcapng",
+    gtpv2c_s11_s5_attach_detach => "gtpv2c_s11_s5_attach_detach.pcapng",
+    http_get_full_tcp_session => "http_get_full_tcp_session.pcap",
+    ikev1_main_mode => "ikev1_main_mode.pcap",
+    ikev1_main_mode_natt_4500 => "ikev1_main_mode_natt_4500.pcap",
+    ikev2_four_exchanges_dltnull => "ikev2_four_exchanges_dltnull.pcap",
+    ikev2_natt_with_esp => "ikev2_natt_with_esp.pcapng",
+    ipv4_fragments => "ipv4_fragments.pcap",
+    sip_invite_calls_cloudshark => "sip_invite_calls_cloudshark.pcap",
+    sip_over_tcp => "sip_over_tcp.pcap",
+    sip_register_invite_cancel_rtp => "sip_register_invite_cancel_rtp.pcap",
+    tcp_handshake_nanosec_sll => "tcp_handshake_nanosec_sll.pcap",
+    tcp_handshake_reordered => "tcp_handshake_reordered.pcap",
+    tcp_syn_synack => "tcp_syn_synack.pcap",
+    tcp_syn_then_rst => "tcp_syn_then_rst.pcap",
+    vrrp_v2_v3_adverts => "vrrp_v2_v3_adverts.pcap",
+}
+
+/// The list above and SOURCES.md name the same captures, so a capture added
+/// to the corpus cannot go untested.
+#[test]
+fn corpus_list_matches_sources() {
+    let Some(dir) = corpora_or_fail() else { return };
+    let table = sources_table(&std::fs::read_to_string(dir.join("SOURCES.md")).unwrap());
+    let mut listed: Vec<&str> = table.iter().map(|(f, _, _)| f.as_str()).collect();
+    let mut ours: Vec<&str> = corpus::FILES.to_vec();
+    listed.sort();
+    ours.sort();
+    assert_eq!(ours, listed, "corpus_tests! in integration/replay.rs vs {}/SOURCES.md", dir.display());
+    for f in corpus::FILES {
+        let stem = f.rsplit_once('.').map_or(*f, |(s, _)| s);
+        assert!(stem.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{f}");
+    }
+}
+
+/// Two inputs at once, from two unrelated captures (one per interface):
+/// merge order and all.
+#[test]
+fn corpus_two_inputs() {
+    let Some(dir) = corpora_or_fail() else { return };
     let inputs = [
         ReplayInput { iface: "inside".into(), path: dir.join("http_get_full_tcp_session.pcap") },
         ReplayInput { iface: "outside".into(), path: dir.join("arp_request_reply_ping.pcap") },
     ];
-    if inputs.iter().all(|i| i.path.is_file()) {
-        let r = replay_twice("mixed", &inputs);
-        assert_eq!(r.fed, vec![14, 6]);
+    for i in &inputs {
+        assert!(i.path.is_file(), "{} missing", i.path.display());
     }
+    let cfg = permissive_config();
+    let mut frames = Vec::new();
+    for i in &inputs {
+        let mac = cfg.iface(cfg.interface_by_name(&i.iface).unwrap()).mac;
+        frames.extend(pcap_in::read_file(&i.path, mac).unwrap().packets.into_iter().map(|p| p.frame));
+    }
+    let r = replay_twice("two_inputs", &inputs);
+    assert_eq!(r.fed, vec![14, 6]);
+    assert_accounted("two_inputs", &r, &frames);
 }
 
 #[test]

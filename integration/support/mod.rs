@@ -77,6 +77,79 @@ pub fn lab_config() -> Config {
     }
 }
 
+/// The corpus tests' configuration: three interfaces whose ACLs permit
+/// everything (so the security levels never decide), PAT from inside and dmz
+/// to outside, a default route out of outside and 10/8 through the dmz. The
+/// captures come from unrelated networks; fed on `inside` with
+/// `--retarget-mac`, every flow a capture's clients open is routed,
+/// translated and tracked, and what is left over is dropped for a named
+/// reason.
+pub const PERMISSIVE_TOML: &str = r#"[appliance]
+hostname = "fw-corpus"
+mode = "routed"
+
+[[interface]]
+name = "inside"
+tap = "tw-inside"
+mac = "02:00:5e:10:00:01"
+address = "192.168.10.1/24"
+security_level = 100
+
+[[interface]]
+name = "outside"
+tap = "tw-outside"
+mac = "02:00:5e:10:00:02"
+address = "203.0.113.1/24"
+security_level = 0
+
+[[interface]]
+name = "dmz"
+tap = "tw-dmz"
+mac = "02:00:5e:10:00:03"
+address = "172.16.20.1/24"
+security_level = 50
+
+[[route]]
+destination = "0.0.0.0/0"
+gateway = "203.0.113.254"
+interface = "outside"
+
+[[route]]
+destination = "10.0.0.0/8"
+gateway = "172.16.20.254"
+interface = "dmz"
+
+[[acl]]
+interface = "inside"
+rules = [ { action = "permit", proto = "ip", src = "any", dst = "any" } ]
+
+[[acl]]
+interface = "outside"
+rules = [ { action = "permit", proto = "ip", src = "any", dst = "any" } ]
+
+[[acl]]
+interface = "dmz"
+rules = [ { action = "permit", proto = "ip", src = "any", dst = "any" } ]
+
+[[nat]]
+type = "dynamic-pat"
+inside = "inside"
+outside = "outside"
+
+[[nat]]
+type = "dynamic-pat"
+inside = "dmz"
+outside = "outside"
+"#;
+
+/// [`PERMISSIVE_TOML`], parsed and checked.
+pub fn permissive_config() -> Config {
+    config::parse(PERMISSIVE_TOML, "permissive.toml").unwrap_or_else(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        panic!("PERMISSIVE_TOML does not parse:\n{}", list.join("\n"))
+    })
+}
+
 /// A case's configuration from its appliance.toml.
 pub fn case_config(dir: &Path) -> Result<Config, String> {
     let path = dir.join("appliance.toml");
