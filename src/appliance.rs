@@ -490,8 +490,22 @@ impl Appliance {
         c.bytes += d.ip_len as u64;
         let target = c.key[dir.other().idx()].reversed();
         if changed {
-            let id = self.ct.id_of(slot);
-            self.ha_mark(crate::failover::conn_sync::KIND, id, crate::ha::wire::Op::Update, now);
+            // TCP is replicated from its first change past the handshake
+            // (see `new_flow`); from then on every change is an update.
+            let op = if c.flags & ct_flags::REPLICATED != 0 {
+                Some(crate::ha::wire::Op::Update)
+            } else if tcp::phase(&c.tcp) != tcp::ConnPhase::Opening {
+                Some(crate::ha::wire::Op::Insert)
+            } else {
+                None
+            };
+            if let Some(op) = op {
+                if self.ha.is_some() {
+                    c.flags |= ct_flags::REPLICATED;
+                }
+                let id = self.ct.id_of(slot);
+                self.ha_mark(crate::failover::conn_sync::KIND, id, op, now);
+            }
         }
         self.forward(port, buf, d, target, now);
     }
@@ -628,8 +642,14 @@ impl Appliance {
                 return self.drop_frame(port, buf, r);
             }
         };
-        let id = self.ct.id_of(slot);
-        self.ha_mark(crate::failover::conn_sync::KIND, id, crate::ha::wire::Op::Insert, now);
+        // Embryonic TCP is not replicated: a half-open connection lost in a
+        // failover costs a SYN retransmission, while replicating every SYN
+        // would let a SYN flood fill the failover link. UDP and ICMP go now.
+        if k.proto != proto::TCP && self.ha.is_some() {
+            self.ct.get_mut(slot).flags |= ct_flags::REPLICATED;
+            let id = self.ct.id_of(slot);
+            self.ha_mark(crate::failover::conn_sync::KIND, id, crate::ha::wire::Op::Insert, now);
+        }
         self.counters.events.conns_created += 1;
         if flags & conntrack::table::flags::PAT != 0 {
             self.counters.events.xlates_created += 1;
@@ -778,7 +798,9 @@ impl Appliance {
     fn remove_conn(&mut self, slot: u32, now: Instant) {
         let id = self.ct.id_of(slot);
         let c = self.ct.remove(slot);
-        self.ha_conn_gone(id, c.key[0], now);
+        if c.flags & ct_flags::REPLICATED != 0 {
+            self.ha_conn_gone(id, c.key[0], now);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -790,7 +812,11 @@ impl Appliance {
             let budget = SWEEP_MIN.max(self.ct.slot_count() / SWEEP_PASS_TICKS);
             let mut gone = std::mem::take(&mut self.gone);
             let expired = if self.forwarding() {
-                self.ct.sweep(now, budget, |slot, c| gone.push(((c.gen as u64) << 32 | slot as u64, c.key[0])))
+                self.ct.sweep(now, budget, |slot, c| {
+                    if c.flags & ct_flags::REPLICATED != 0 {
+                        gone.push(((c.gen as u64) << 32 | slot as u64, c.key[0]))
+                    }
+                })
             } else {
                 0 // a standby's copies live until the active deletes them
             };

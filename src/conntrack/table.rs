@@ -38,6 +38,9 @@ pub mod flags {
     /// orig (reply) direction re-anchors them instead of being checked.
     pub const LOOSE_ORIG: u8 = 0x10;
     pub const LOOSE_REPLY: u8 = 0x20;
+    /// The peer unit has (or has been sent) this connection, so its
+    /// changes and its end must be replicated too.
+    pub const REPLICATED: u8 = 0x40;
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -281,11 +281,11 @@ impl ReplicatedTable for ConnSync<'_> {
             }
             Op::Insert | Op::Update => {
                 let Some(mut theirs) = decode_conn(bytes, now, self.routes) else { return Merge::Malformed };
-                theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY;
+                theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                 match self.ct.lookup(&theirs.key[0]) {
                     Some((slot, crate::conntrack::Dir::Orig)) if self.ct.get(slot).key[1] == theirs.key[1] => {
                         let ours = self.ct.get_mut(slot);
-                        ours.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY;
+                        ours.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                         if merge_conn(ours, &theirs) {
                             Merge::Applied
                         } else {
@@ -312,8 +312,12 @@ impl ReplicatedTable for ConnSync<'_> {
         }
     }
 
+    /// What a bulk sync sends: what the live stream would have sent, so
+    /// that every delete the peer will see has a matching insert.
     fn ids(&self, out: &mut Vec<u64>) {
-        out.extend(self.ct.iter().map(|(slot, _)| self.ct.id_of(slot)));
+        out.extend(
+            self.ct.iter().filter(|(_, c)| c.flags & flags::REPLICATED != 0).map(|(slot, _)| self.ct.id_of(slot)),
+        );
     }
 }
 
