@@ -772,7 +772,7 @@ def phases(args):
         need(F("linkcut_log") == "yes", "linkcut: no 'FAILOVER LINK DOWN' log line")
         need(F("linkcut_recovered") == "ok", "linkcut: did not recover after fo0 came back (%s)" % F("linkcut_recovered"))
         # Time from fo0 up to the first sample with the link up on both units (watch records).
-        rec_ms = "na"
+        rec_ms = failed_after = "na"
         if wf and os.path.exists(wf) and F("linkcut_t_up", "") not in ("", "na"):
             with open(wf) as f:
                 smp = json.load(f)["samples"]
@@ -786,16 +786,16 @@ def phases(args):
             t_cut = float(F("linkcut_t_down", "0"))
             for x in smp:
                 if x["t"] >= t_cut and any(x[k] is not None and x[k][1] == "FAILED" for k in names):
-                    out["linkcut_failed_after_ms"] = "%.0f" % ((x["t"] - t_cut) * 1000)
+                    failed_after = "%.0f" % ((x["t"] - t_cut) * 1000)
                     break
         out["linkcut_samples"] = s["samples"] if s else "na"
         out["linkcut_dual_active"] = "na" if dual is None else fmt(dual)
-        out["linkcut_link_failed"] = "+".join(k for k, u in sorted(s["units"].items()) if u["links"].get("FAILED")) or "none" if s else "na"
+        out["linkcut_link_failed"] = ("+".join(k for k, u in sorted(s["units"].items()) if u["links"].get("FAILED")) or "none") if s else "na"
+        out["linkcut_failed_after_ms"] = failed_after
         out["linkcut_log"] = F("linkcut_log")
         out["linkcut_gap_ms"] = W("linkcut", "udp_gap_ms")
         out["linkcut_recovered"] = "yes" if F("linkcut_recovered") == "ok" else "no"
         out["linkcut_link_up_after_ms"] = rec_ms
-        out["linkcut_settled_ms"] = F("linkcut_recover_ms")
     if "wrongkey" in F("phases_run", ""):
         need(F("wrongkey_error_active") == "yes" and F("wrongkey_error_wrong") == "yes",
              "wrongkey: 'different key' error not in both logs (active unit: %s, wrong-key unit: %s)" % (
