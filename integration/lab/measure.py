@@ -528,6 +528,7 @@ def wait_roles(args):
                 settled_since = None
             if t > violations[0][0] + args.settle:
                 break
+        if good:
             held_since = held_since if held_since is not None else t
             if t - held_since >= args.stable:
                 ok = True
