@@ -368,9 +368,22 @@ S=$([ "$K" = a ] && echo b || echo a)   # the survivor: active, then standby
 FACTS="$LAB_DIR/facts.txt"
 : >"$FACTS"
 fact() { echo "$1=$2" >>"$FACTS"; }
+fact killed "$K"
+fact survivor "$S"
 mono() { $PY "$M" now; }
 # window NAME FROM TO T: a traffic window for the report (FROM, TO, T monotonic s).
-window() { echo "window $1 $2 $3 $4" >>"$FACTS"; }
+# Also records each unit's role changes (from its log) since the last window
+# as roles_NAME_U=from>to,... and starts counting afresh.
+declare -A OFF=([a]=0 [b]=0)
+mark() { OFF[a]=$(log_lines a) OFF[b]=$(log_lines b); }
+window() {
+    local u
+    echo "window $1 $2 $3 $4" >>"$FACTS"
+    for u in a b; do
+        fact "roles_$1_$u" "$(log_since $u "${OFF[$u]}" | sed -nE 's/.*failover: role ([a-z-]+) -> ([a-z-]+):.*/\1>\2/p' | paste -sd, -)"
+    done
+    mark
+}
 minus() { $PY -c "import sys; print('%.6f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$1" "$2"; }
 ms_since() { $PY -c "import sys,time; print('%.0f' % ((time.monotonic() - float(sys.argv[1])) * 1000))" "$1"; }
 socks=(--sock "a=${SOCK[a]}" --sock "b=${SOCK[b]}")
@@ -378,6 +391,7 @@ socks=(--sock "a=${SOCK[a]}" --sock "b=${SOCK[b]}")
 start_unit() {
     lab_spawn_as "PID[$1]" "${NS[$1]}" "$3" "$bin" run -c "$2" --log-level "$loglevel"
     LOG[$1]=$3
+    OFF[$1]=0
     attach_taps "$1"
 }
 # stop_unit U: SIGTERM by PID, bounded wait (3 s), then SIGKILL; reaped and forgotten.
@@ -430,6 +444,7 @@ sleep 0.5
 
 # 1. Rejoin: the killed unit restarts with its config and must settle as a
 # hot standby while the survivor stays active.
+mark
 phases_run=rejoin
 fact phases_run "$phases_run"
 echo "== rejoin: restart unit $K (${CFG[$K]##*/}) in ${NS[$K]}"

@@ -736,6 +736,15 @@ def phases(args):
     out = {}
     fails = []
     notes = []
+    K, S = F("killed", "a"), F("survivor", "b")
+
+    def changes(phase, u):
+        v = F("roles_%s_%s" % (phase, u), "")
+        return [x for x in v.split(",") if x]
+
+    for w in wins:
+        line = "; ".join("%s: %s" % (u, " ".join(changes(w["name"], u)) or "-") for u in ("a", "b"))
+        print("%-9s role changes (logs) %s" % (w["name"], line))
 
     def need(cond, what):
         if not cond:
@@ -747,6 +756,8 @@ def phases(args):
         rj = res.get("rejoin")
         ok = need(F("rejoin_roles") == "ok", "rejoin: roles not reached (%s)" % F("rejoin_roles"))
         ok &= need(rj is not None and rj["udp_flowing_at_end"] and rj["tcp_alive"], "rejoin: traffic not flowing afterwards")
+        # The 20 ms polls can miss a flap of a few ms; the survivor's log cannot.
+        ok &= need(not changes("rejoin", S), "rejoin: the survivor (%s) changed role: %s" % (S, " ".join(changes("rejoin", S))))
         out["rejoin"] = "ok" if ok else "fail"
         out["rejoin_ms"] = F("rejoin_ms")
         out["rejoin_gap_ms"] = W("rejoin", "udp_gap_ms")
@@ -756,6 +767,10 @@ def phases(args):
         ok = need(F("failback_cmd") == "ok", "failback: `twinwall failover active` failed (%s)" % F("failback_cmd_msg", "?"))
         ok &= need(F("failback_roles") == "ok", "failback: roles not reached (%s)" % F("failback_roles"))
         ok &= need(fb is not None and fb["tcp_alive"], "failback: TCP connection did not survive")
+        to_active = [(u, c) for u in ("a", "b") for c in changes("failback", u) if c.endswith(">active")]
+        ok &= need(len(to_active) == 1 and to_active[0][0] == K,
+                   "failback: expected one move to active (unit %s), the logs show %s" % (
+                       K, ", ".join("%s %s" % x for x in to_active) or "none"))
         ok &= need(fb is not None and fb["pat_port_kept"], "failback: PAT source port not kept (%s)" % (
             " -> ".join(fb["udp_sources"]) if fb else "no records"))
         out["failback"] = "ok" if ok else "fail"
@@ -780,6 +795,14 @@ def phases(args):
                 s["samples"], {k: u["answered"] for k, u in s["units"].items()})))
         dual = None if s is None else s["dual_active"] > 0
         need(dual is False, "linkcut: BOTH UNITS ACTIVE in %s of the samples" % (s["dual_active"] if s else "?"))
+        moved = ["%s %s" % (u, c) for u in ("a", "b") for c in changes("linkcut", u)]
+        # A move to active while the other unit was active is a dual active the polls missed.
+        to_active = [m for m in moved if m.endswith(">active")]
+        need(not to_active, "linkcut: a unit moved to active during the cut (logs): %s" % ", ".join(to_active))
+        if to_active:
+            dual = True
+        elif moved:
+            notes.append("linkcut: role changes during the cut or its recovery (logs; not dual active): %s" % ", ".join(moved))
         failed_seen = s is not None and any(u["links"].get("FAILED", 0) > 0 for u in s["units"].values())
         need(failed_seen, "linkcut: no unit showed failover_link FAILED during the cut")
         need(F("linkcut_log") == "yes", "linkcut: no 'FAILOVER LINK DOWN' log line")
@@ -832,6 +855,8 @@ def phases(args):
         # Informational until the core refuses to go active on a key mismatch.
         out["wrongkey_tcp_survived"] = W("restore", "tcp_alive")
         ok = need(F("wrongkey_restore") == "ok", "wrongkey: the unit did not rejoin with the right key (%s)" % F("wrongkey_restore"))
+        ok &= need(not changes("restore", K), "wrongkey: the active (%s) changed role when the unit rejoined: %s" % (
+            K, " ".join(changes("restore", K))))
         out["wrongkey_restore"] = "ok" if ok else "fail"
         out["restore_gap_ms"] = W("restore", "udp_gap_ms")
     for k in ("error",):
