@@ -385,7 +385,6 @@ window() {
     mark
 }
 minus() { $PY -c "import sys; print('%.6f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$1" "$2"; }
-ms_since() { $PY -c "import sys,time; print('%.0f' % ((time.monotonic() - float(sys.argv[1])) * 1000))" "$1"; }
 socks=(--sock "a=${SOCK[a]}" --sock "b=${SOCK[b]}")
 # start_unit U CONFIG LOG: (re)start unit U in its namespace; its TAPs go back into the bridges.
 start_unit() {
@@ -407,7 +406,7 @@ stop_unit() {
     lab_forget "$p"
     PID[$1]=""
 }
-# log_from U: the number of lines in unit U's current log (to grep only what follows).
+# log_lines U: lines in unit U's current log; log_since U N: what follows line N.
 log_lines() { wc -l <"${LOG[$1]}" 2>/dev/null || echo 0; }
 log_since() { tail -n +"$(($2 + 1))" "${LOG[$1]}" 2>/dev/null; }
 show_both() {
