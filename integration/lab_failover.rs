@@ -2,9 +2,13 @@
 //! in network namespaces, a 1 kHz UDP stream and a 1 kHz TCP message stream
 //! through PAT, `kill -9` of the active unit; passes when the TCP connection
 //! survives, no datagram is lost outside the gap, the PAT port is kept and
-//! the UDP gap is within issue 3's limit for the default timers (300 ms).
-//! The figures are printed (the script's RESULT line), not asserted beyond
-//! that limit. It needs root and /dev/net/tun; elsewhere it says so loudly
+//! the UDP gap is within issue 3's limit for the default timers (300 ms);
+//! then the later phases: the killed unit rejoins as a hot standby, fails
+//! back with `twinwall failover active` (TCP survives, same PAT port), the
+//! failover link is cut for 2 s (never two actives, link shown failed) and a
+//! unit restarts with a wrong key (an error on both sides, no state taken).
+//! The figures are printed (the script's RESULT and RESULT2 lines), not
+//! asserted beyond those checks. It needs root and /dev/net/tun; elsewhere it says so loudly
 //! and passes only if TWINWALL_SKIP_LAB=1 is set, so that CI (root) can
 //! never skip it by accident.
 

@@ -85,3 +85,13 @@ check() {
         LAB_FAILS=$((LAB_FAILS + 1))
     fi
 }
+
+# lab_forget PID: a process started here has exited and been reaped; forget
+# its PID so that lab_cleanup never signals a PID the system has reused.
+lab_forget() {
+    local p keep=()
+    for p in "${LAB_PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    LAB_PIDS=("${keep[@]}")
+}
