@@ -372,7 +372,7 @@ impl Appliance {
     }
 
     fn ha_hello_bytes(&self, ha: &mut Ha, now: Instant) -> Option<Vec<u8>> {
-        let hold = ha.cfg.interface_hold;
+        let hold = ha.interface_hold();
         let mut monitored = 0u32;
         let mut up = 0u32;
         for (i, c) in self.cfg.interfaces.iter().enumerate().take(32) {
@@ -450,6 +450,12 @@ impl Appliance {
 
     pub(super) fn ha_timeout(&mut self, now: Instant) {
         let Some(mut ha) = self.ha.take() else { return };
+        if !ha.hellos_started {
+            // Negotiation starts with our first hello, not when the core
+            // was built: the shell may take a while to open its ports.
+            ha.hellos_started = true;
+            ha.started = now;
+        }
         if now >= ha.next_hello {
             self.ha_send_hellos(&mut ha, now);
             // Keep the cadence; after a stall, do not send a burst.
@@ -509,7 +515,7 @@ impl Appliance {
     /// peer's hellos) for the hold time is down here; if the peer reports
     /// more interfaces up than we have, we are the broken one.
     fn ha_check_interfaces(&mut self, ha: &mut Ha, now: Instant) {
-        let hold = ha.cfg.interface_hold;
+        let hold = ha.interface_hold();
         if now.saturating_since(ha.started) < hold + hold {
             return;
         }
@@ -604,8 +610,12 @@ impl Appliance {
     pub(super) fn ha_report(&self, now: Instant) -> show::FailoverReport {
         let Some(ha) = self.ha.as_ref() else { return show::FailoverReport::default() };
         let ago = |t: Option<Instant>| t.map(|t| now.saturating_since(t).as_millis());
-        let peer_role = ha.peer.map_or("unknown".to_string(), |p| p.role.name().to_string());
-        let hold = ha.cfg.interface_hold;
+        let peer_role = match ha.peer {
+            _ if ha.peer_dead => "dead (no hello within the hold time)".to_string(),
+            Some(p) => p.role.name().to_string(),
+            None => "unknown".to_string(),
+        };
+        let hold = ha.interface_hold();
         let interfaces = self
             .cfg
             .interfaces

@@ -31,6 +31,12 @@ const MAX_DELAY: Duration = Duration::from_millis(1);
 /// Gratuitous ARP rounds on takeover, and their spacing.
 pub const GARP_ROUNDS: u8 = 3;
 pub const GARP_SPACING: Duration = Duration::from_millis(50);
+/// Shortest time a starting unit listens for its peer before it claims
+/// the active role alone.
+pub const NEGOTIATE_MIN: Duration = Duration::from_millis(500);
+/// Shortest silence that fails a monitored interface: below this, a busy
+/// host's scheduling alone fails interfaces (seen at hold_ms = 8).
+pub const INTERFACE_HOLD_MIN: Duration = Duration::from_millis(100);
 /// Role-change lines kept for `show failover`.
 const HISTORY: usize = 16;
 
@@ -114,6 +120,8 @@ pub struct Ha {
     pub garp_next: Option<Instant>,
     pub preempt_at: Option<Instant>,
     pub started: Instant,
+    /// The first hello has gone out (negotiation counts from then).
+    pub hellos_started: bool,
     pub warned_at: Option<Instant>,
     pub active: bool,
 }
@@ -168,6 +176,7 @@ impl Ha {
             garp_next: None,
             preempt_at: None,
             started: now,
+            hellos_started: false,
             warned_at: None,
             active: false,
         })
@@ -193,9 +202,22 @@ impl Ha {
         true
     }
 
-    /// When the peer is declared dead if nothing more is heard.
+    /// When the peer is declared dead if nothing more is heard. A unit
+    /// that has never heard its peer negotiates for longer than one hold
+    /// time: the hello round trip at start (echo of our epoch) takes a few
+    /// intervals, and claiming the role too early next to a live active
+    /// would make two actives with one of them empty.
     pub fn hold_deadline(&self) -> Instant {
-        self.last_any.unwrap_or(self.started) + self.cfg.hold
+        match self.last_any {
+            Some(t) => t + self.cfg.hold,
+            None => self.started + self.cfg.hold.max(NEGOTIATE_MIN),
+        }
+    }
+
+    /// Silence on a data interface that counts as that interface failing:
+    /// the configured hold, but never below [`INTERFACE_HOLD_MIN`].
+    pub fn interface_hold(&self) -> Duration {
+        self.cfg.interface_hold.max(INTERFACE_HOLD_MIN)
     }
 }
 
