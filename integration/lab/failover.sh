@@ -44,6 +44,10 @@
 #   --assume-active a|b development: don't wait for failover roles, take this unit
 #                       as the active one (for configs without [failover])
 #   --quick             only the kill-and-measure phase (RESULT2 says skipped=quick)
+#   --soak IDLE:LOAD    instead of killing anything: IDLE seconds with only the 1 kHz
+#                       probe streams, then LOAD seconds of bulk TCP downloads through
+#                       the active as fast as they go; passes if no unit changed role
+#                       (issue 6's false-failover check); prints RESULT_SOAK
 #   --cut-s S           how long the failover link is cut (default 2)
 #   --phase-wait S      bound on each wait for roles in the later phases (default 15)
 #   --keep              leave the lab up at the end until Ctrl-C
@@ -71,7 +75,7 @@ PY=/usr/bin/python3
 M="$here/measure.py"
 
 bin="" poll="" hold="" max_gap="" cfgdir="$here/failover" after_kill=4 wait_s=30 rate=1000
-loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15
+loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15 soak=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
@@ -87,6 +91,7 @@ while [ $# -gt 0 ]; do
         --assume-active) assume=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --quick) quick=1; shift ;;
+        --soak) soak=$2; shift 2 ;;
         --cut-s) cut_s=$2; shift 2 ;;
         --phase-wait) phase_wait=$2; shift 2 ;;
         --save) save=$2; shift 2 ;;
@@ -322,6 +327,29 @@ else
     victim=$pid_b survivor_sock=$sock_a survivor_log="$LAB_DIR/a.log" vs=fb killed_sock=$sock_b
 fi
 echo "== show failover on the active (before the kill)"; "$bin" show failover --socket "$([ $active = a ] && echo "$sock_a" || echo "$sock_b")"
+if [ -n "$soak" ]; then
+    soak_idle=${soak%%:*} soak_load=${soak##*:}
+    roles_before=$(cat "$LAB_DIR/a.log" "$LAB_DIR/b.log" | grep -c "role " || true)
+    echo "== soak: ${soak_idle} s idle (1 kHz probes only)"
+    sleep "$soak_idle"
+    echo "== soak: ${soak_load} s of bulk TCP downloads through the active"
+    lab_spawn_as bulk_pid tw-out "$LAB_DIR/bulk-server.out" $PY "$here/peers.py" blob-server 5010 200000000
+    lab_wait 5 ip netns exec tw-out $PY -c 'import socket; socket.create_connection(("198.51.100.80", 5010), 1)'
+    soak_end=$((SECONDS + soak_load)) downloads=0
+    while [ $SECONDS -lt $soak_end ]; do
+        ip netns exec tw-in timeout 60 $PY "$here/peers.py" blob-client 198.51.100.80 5010 >/dev/null 2>&1 &
+        c1=$!
+        ip netns exec tw-in timeout 60 $PY "$here/peers.py" blob-client 198.51.100.80 5010 >/dev/null 2>&1
+        wait $c1
+        downloads=$((downloads + 2))
+    done
+    roles_after=$(cat "$LAB_DIR/a.log" "$LAB_DIR/b.log" | grep -c "role " || true)
+    changes=$((roles_after - roles_before))
+    grep -h "role " "$LAB_DIR/a.log" "$LAB_DIR/b.log" | tail -n "$changes" | sed 's/^/   /' || true
+    alive=$(kill -0 "$cli_pid" 2>/dev/null && echo yes || echo no)
+    echo "RESULT_SOAK poll_ms=$eff_poll hold_ms=$eff_hold idle_s=$soak_idle load_s=$soak_load downloads_200MB=$downloads role_changes=$changes probes_alive=$alive"
+    [ "$changes" = 0 ] && exit 0 || exit 1
+fi
 t_from=$($PY "$M" now)
 sleep 2
 kill -0 "$cli_pid" 2>/dev/null || { cat "$LAB_DIR/client.out"; die client-died "traffic client died before the kill"; }
