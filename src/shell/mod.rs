@@ -31,6 +31,7 @@ pub mod cli;
 mod control_sock;
 mod failover_sock;
 mod key_file;
+mod realtime;
 mod signals;
 mod tap;
 mod timer;
