@@ -44,7 +44,6 @@
 #   --assume-active a|b development: don't wait for failover roles, take this unit
 #                       as the active one (for configs without [failover])
 #   --quick             only the kill-and-measure phase (RESULT2 says skipped=quick)
-#   --realtime          run the units with `twinwall run --realtime` (SCHED_FIFO)
 #   --soak IDLE:LOAD    instead of killing anything: IDLE seconds with only the 1 kHz
 #                       probe streams, then LOAD seconds of bulk TCP downloads through
 #                       the active as fast as they go; passes if no unit changed role
@@ -76,7 +75,7 @@ PY=/usr/bin/python3
 M="$here/measure.py"
 
 bin="" poll="" hold="" max_gap="" cfgdir="$here/failover" after_kill=4 wait_s=30 rate=1000
-loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15 soak="" unit_rt=""
+loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15 soak=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
@@ -93,7 +92,6 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --quick) quick=1; shift ;;
         --soak) soak=$2; shift 2 ;;
-        --realtime) unit_rt=--realtime; shift ;;
         --cut-s) cut_s=$2; shift 2 ;;
         --phase-wait) phase_wait=$2; shift 2 ;;
         --save) save=$2; shift 2 ;;
@@ -281,8 +279,8 @@ done
 lab_bridge tw-in 02:00:00:00:01:fe; lab_bridge tw-out 02:00:00:00:02:fe
 
 # Both units start together: the primary should become active.
-lab_spawn_as pid_a tw-fa "$LAB_DIR/a.log" "$bin" run -c "$LAB_DIR/primary.toml" --log-level "$loglevel" $unit_rt
-lab_spawn_as pid_b tw-fb "$LAB_DIR/b.log" "$bin" run -c "$LAB_DIR/secondary.toml" --log-level "$loglevel" $unit_rt
+lab_spawn_as pid_a tw-fa "$LAB_DIR/a.log" "$bin" run -c "$LAB_DIR/primary.toml" --log-level "$loglevel"
+lab_spawn_as pid_b tw-fb "$LAB_DIR/b.log" "$bin" run -c "$LAB_DIR/secondary.toml" --log-level "$loglevel"
 PID[a]=$pid_a PID[b]=$pid_b
 for u in a b; do
     if ! attach_taps $u; then
@@ -418,7 +416,7 @@ minus() { $PY -c "import sys; print('%.6f' % (float(sys.argv[1]) - float(sys.arg
 socks=(--sock "a=${SOCK[a]}" --sock "b=${SOCK[b]}")
 # start_unit U CONFIG LOG: (re)start unit U in its namespace; its TAPs go back into the bridges.
 start_unit() {
-    lab_spawn_as "PID[$1]" "${NS[$1]}" "$3" "$bin" run -c "$2" --log-level "$loglevel" $unit_rt
+    lab_spawn_as "PID[$1]" "${NS[$1]}" "$3" "$bin" run -c "$2" --log-level "$loglevel"
     LOG[$1]=$3
     OFF[$1]=0
     attach_taps "$1"

@@ -40,10 +40,6 @@ pub enum Cmd {
         /// Log level (default: RUST_LOG, else info).
         #[arg(long, value_name = "LEVEL", value_parser = PossibleValuesParser::new(LOG_LEVELS))]
         log_level: Option<String>,
-        /// Run under SCHED_FIFO (priority 20) with memory locked, so hellos
-        /// go out on time on a busy host; recommended for hold_ms below 50.
-        #[arg(long)]
-        realtime: bool,
     },
     /// Check a configuration file (and its failover key file) and summarise it.
     Check {
@@ -173,11 +169,8 @@ fn init_logging(level: Option<&str>) {
 /// Run one parsed command line.
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
-        Cmd::Run { config, log_level, realtime } => {
+        Cmd::Run { config, log_level } => {
             init_logging(log_level.as_deref());
-            if realtime {
-                super::realtime::enter();
-            }
             match super::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -31,7 +31,6 @@ pub mod cli;
 mod control_sock;
 mod failover_sock;
 mod key_file;
-mod realtime;
 mod signals;
 mod tap;
 mod timer;
