@@ -268,7 +268,8 @@ impl Sim {
         let s = seen(f);
         assert_eq!(s.src, ip("203.0.113.1"), "everything leaves through PAT");
         let is_tcp = s.proto == 6;
-        let Some(i) = self.flows.iter().position(|fl| fl.dport == s.dport && fl.tcp == is_tcp && ip(fl.server) == s.dst)
+        let Some(i) =
+            self.flows.iter().position(|fl| fl.dport == s.dport && fl.tcp == is_tcp && ip(fl.server) == s.dst)
         else {
             return;
         };
@@ -293,7 +294,18 @@ impl Sim {
         } else if plen > 0 {
             if seq == sf.rcv_nxt {
                 sf.rcv_nxt = seq.wrapping_add(plen);
-                let r = tcp(ROUTER_MAC, fw, server, dport, "203.0.113.1", s.sport, sf.snd_nxt, sf.rcv_nxt, "AP", &[0x42; 100]);
+                let r = tcp(
+                    ROUTER_MAC,
+                    fw,
+                    server,
+                    dport,
+                    "203.0.113.1",
+                    s.sport,
+                    sf.snd_nxt,
+                    sf.rcv_nxt,
+                    "AP",
+                    &[0x42; 100],
+                );
                 sf.snd_nxt = sf.snd_nxt.wrapping_add(100);
                 sf.last_reply = r.as_ref().to_vec();
                 self.router_send(r);
@@ -308,7 +320,7 @@ impl Sim {
     /// Hosts' own timers: open flows, send data, retransmit.
     fn host_tick(&mut self) {
         let Some(gw) = self.host_gw_mac else {
-            if self.now.as_micros() % 100_000 == 0 {
+            if self.now.as_micros().is_multiple_of(100_000) {
                 self.host_send(arp(arpw::REQUEST, [0xff; 6], HOST_MAC, "192.168.10.10", [0; 6], "192.168.10.1"));
             }
             return;
@@ -331,9 +343,18 @@ impl Sim {
             fl.outstanding = Some((now, seq));
             sends.push(match (fl.tcp, fl.established_at) {
                 (true, None) => tcp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, seq, 0, "S", b""),
-                (true, Some(_)) => {
-                    tcp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, seq, fl.rcv_nxt, "AP", &[0x17; 100])
-                }
+                (true, Some(_)) => tcp(
+                    HOST_MAC,
+                    gw,
+                    "192.168.10.10",
+                    fl.sport,
+                    fl.server,
+                    fl.dport,
+                    seq,
+                    fl.rcv_nxt,
+                    "AP",
+                    &[0x17; 100],
+                ),
                 (false, _) => udp(HOST_MAC, gw, "192.168.10.10", fl.sport, fl.server, fl.dport, &seq.to_be_bytes()),
             });
         }
@@ -388,7 +409,9 @@ impl Sim {
             // active is a violation, link partitioned or not.
             if self.dual_active_while_linked == 0 {
                 for u in 0..2 {
-                    if let Some(Report::Failover(r)) = self.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, self.now)) {
+                    if let Some(Report::Failover(r)) =
+                        self.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, self.now))
+                    {
                         eprintln!("dual active at {:?}: unit {u}: {:?} {:?}", self.now, r.history, r.counters);
                     }
                 }
@@ -557,7 +580,11 @@ fn wrong_key_unit_stays_out() {
         let Some(Report::Failover(r)) = sim.units[u].as_ref().map(|a| a.show(ShowWhat::Failover, sim.now)) else {
             panic!()
         };
-        assert!(r.counters.get("ha-key-mismatch").copied().unwrap_or(0) > 0, "unit {u} did not notice: {:?}", r.counters);
+        assert!(
+            r.counters.get("ha-key-mismatch").copied().unwrap_or(0) > 0,
+            "unit {u} did not notice: {:?}",
+            r.counters
+        );
     }
     assert_eq!(sim.dual_active_while_linked, 0);
 }

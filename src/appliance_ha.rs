@@ -98,7 +98,8 @@ impl Appliance {
         if h.config_hash != ha.config_hash {
             ha.count("ha-config-mismatch");
             if ha.may_warn(now) {
-                let msg = "the peer's configuration differs from ours (config hash): make both units' files agree".to_string();
+                let msg = "the peer's configuration differs from ours (config hash): make both units' files agree"
+                    .to_string();
                 self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
             }
         }
@@ -532,7 +533,8 @@ impl Appliance {
         // Only a fresh hello (within two intervals) is evidence that the
         // peer sees more interfaces up: when the peer dies our interfaces
         // go quiet too, and its last word must not fail us.
-        let peer_alive = !ha.peer_dead && ha.last_any.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
+        let peer_alive =
+            !ha.peer_dead && ha.last_any.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
         let peer_up = ha.peer.map_or(0, |p| (p.up & p.monitored).count_ones());
         if down > 0 && !ha.local_failed && peer_alive && peer_up > up {
             ha.local_failed = true;
@@ -659,7 +661,11 @@ impl Appliance {
             bulk: format!("{:?}", if ha.active { BulkStatus::Idle } else { ha.bulk_rx }).to_lowercase(),
             tables: vec![
                 show::FailoverTable { name: "conn".into(), local: self.ct.len() as u64, peer: ha.peer_tables[0] },
-                show::FailoverTable { name: "arp".into(), local: self.arp.entries().len() as u64, peer: ha.peer_tables[1] },
+                show::FailoverTable {
+                    name: "arp".into(),
+                    local: self.arp.entries().len() as u64,
+                    peer: ha.peer_tables[1],
+                },
             ],
             at_risk: if ha.active { lag_records } else { 0 },
             last_takeover: ha.last_takeover.clone(),

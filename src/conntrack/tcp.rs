@@ -187,7 +187,8 @@ pub fn track_loose(peers: &mut [TcpPeer; 2], s: usize, seg: &TcpInfo) -> Result<
     }
     let flags = seg.flags;
     let scaled = src.wscale & WSCALE_SEEN != 0 && dst.wscale & WSCALE_SEEN != 0 && flags & SYN == 0;
-    let (sws, dws) = if scaled { ((src.wscale & WSCALE_MASK) as u32, (dst.wscale & WSCALE_MASK) as u32) } else { (0, 0) };
+    let (sws, dws) =
+        if scaled { ((src.wscale & WSCALE_MASK) as u32, (dst.wscale & WSCALE_MASK) as u32) } else { (0, 0) };
     let mut end = seg.seq.wrapping_add(seg.payload);
     if flags & (SYN | FIN) != 0 {
         end = end.wrapping_add(1);

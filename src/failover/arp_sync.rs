@@ -53,6 +53,12 @@ impl ReplicatedTable for ArpSync<'_> {
     }
 
     fn ids(&self, out: &mut Vec<u64>) {
-        out.extend(self.arp.entries().into_iter().filter(|(_, e)| e.state == crate::arp::EntryState::Resolved).map(|(ip, _)| ip as u64));
+        out.extend(
+            self.arp
+                .entries()
+                .into_iter()
+                .filter(|(_, e)| e.state == crate::arp::EntryState::Resolved)
+                .map(|(ip, _)| ip as u64),
+        );
     }
 }

@@ -34,12 +34,12 @@
 use std::collections::HashMap;
 
 use crate::config::Timeouts;
-use crate::route::RouteTable;
 use crate::conntrack::table::flags;
 use crate::conntrack::tcp::{PeerState, TcpPeer};
 use crate::conntrack::{Conn, ConnState, KeyV4, Table};
 use crate::ha::table::{seq_max, Merge, ReplicatedTable};
 use crate::ha::wire::Op;
+use crate::route::RouteTable;
 use crate::time::{Duration, Instant};
 
 pub const KIND: u16 = 1;
@@ -205,7 +205,8 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<K
     let mut tcp = [TcpPeer::default(); 2];
     if sh & shape::TCP0 != 0 {
         tcp[0] = rd.peer()?;
-        tcp[1] = if sh & shape::TCP1 != 0 { rd.peer()? } else { TcpPeer { seqhi: 1, max_win: 1, ..Default::default() } };
+        tcp[1] =
+            if sh & shape::TCP1 != 0 { rd.peer()? } else { TcpPeer { seqhi: 1, max_win: 1, ..Default::default() } };
     }
     let bytes = rd.varint()?;
     let left = rd.varint()?;
@@ -329,10 +330,10 @@ pub fn adopted_expiry(c: &Conn<KeyV4>, timeouts: &Timeouts, now: Instant) -> Ins
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::IfIndex;
     use crate::conntrack::tcp;
     use crate::ha::table::apply_body;
     use crate::ha::wire::BodyWriter;
-    use crate::config::IfIndex;
     use crate::pdesc::TcpInfo;
 
     fn tcp_conn(seq: u32) -> Conn<KeyV4> {
@@ -365,7 +366,10 @@ mod tests {
         b.extend_from_slice(&[9, 9, 9]); // a newer unit's extra field
         let d = decode_conn(&b, Instant::from_millis(50_000), &routes()).unwrap();
         assert_eq!(d.key, c.key);
-        assert_eq!((d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale), (c.tcp[0].seqlo, c.tcp[0].state, c.tcp[0].wscale));
+        assert_eq!(
+            (d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale),
+            (c.tcp[0].seqlo, c.tcp[0].state, c.tcp[0].wscale)
+        );
         assert_eq!(d.tcp[1].state, PeerState::SynSent);
         assert_eq!(d.flags, flags::PAT);
         assert_eq!(d.iface, [IfIndex(0), IfIndex(1)], "interfaces from the routing table");
