@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# twinwall benchmarks side by side (issue 5, first slice), in one run, on
+# this machine; writes a markdown table to BENCHMARKS.md at the repo root.
+#
+#   tb-cli  192.168.10.10/24, default via 192.168.10.1: iperf3 clients
+#   tb-srv  203.0.113.254/24: iperf3 servers (no route: replies go to the
+#           PAT address 203.0.113.1, on its own subnet)
+#   (b) tb-fw   twinwall (bench.toml.in: inside/outside, PAT), its TAPs
+#               tb-inside / tb-outside moved into tb-cli / tb-srv
+#   (d) tb-kr   Linux forwarding between veths with the same names and
+#               addresses: nftables masquerade, a stateful forward chain
+#               (ct state established,related accept; inside -> outside
+#               accept; policy drop), conntrack
+# Measured per path: single-stream TCP (iperf3, --tcp-s s, Gbit/s as the
+# receiver counts it) and 64-byte-payload UDP from --udp-procs iperf3
+# processes at -b 0 (packets/s delivered to UDP sockets in tb-srv: the
+# Udp InDatagrams delta of that namespace over a steady window, never
+# iperf3's loss %), plus twinwall's CPU time (utime+stime from
+# /proc/PID/stat) per frame it read from its TAPs.
+# Then the failover rows: integration/lab/failover.sh --quick at the default
+# timers and at --poll-ms 2 --hold-ms 8 (its RESULT lines), and, unless
+# --no-linux-ha, the Linux HA stack (integration/bench/linux_ha.sh).
+#
+# Usage: sudo integration/bench/run.sh [--bin PATH] [--out FILE] [--tcp-s S]
+#        [--udp-s S] [--udp-procs N] [--no-failover] [--no-linux-ha] [--keep-logs DIR]
+# No namespace has a route out of the machine; every wait is bounded; the
+# EXIT trap removes the namespaces and stops only the processes started here.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$repo/integration/lab/lib.sh"
+PY=/usr/bin/python3
+
+bin="" out="$repo/BENCHMARKS.md" tcp_s=10 udp_s=10 udp_procs=2 failover=1 linux_ha=1 keep_logs=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --bin) bin=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --tcp-s) tcp_s=$2; shift 2 ;;
+        --udp-s) udp_s=$2; shift 2 ;;
+        --udp-procs) udp_procs=$2; shift 2 ;;
+        --no-failover) failover=0; shift ;;
+        --no-linux-ha) linux_ha=0; shift ;;
+        --keep-logs) keep_logs=$2; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "the benchmark needs root (network namespaces, TAP devices)" >&2; exit 2; }
+[ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
+if [ -z "$bin" ]; then
+    bin="$repo/target/x86_64-unknown-linux-gnu/release/twinwall"
+    [ -x "$bin" ] || (cd "$repo" && cargo build --release --quiet) || exit 2
+fi
+bash "$here/install.sh" >/dev/null || { echo "could not install the benchmark packages" >&2; exit 2; }
+
+LAB_DIR=$(mktemp -d /tmp/twinwall-bench.XXXXXX)
+t_start=$(date +%s)
+finish() {
+    lab_cleanup
+    [ -n "$keep_logs" ] && { mkdir -p "$keep_logs"; cp -r "$LAB_DIR"/. "$keep_logs"/; }
+    rm -rf "$LAB_DIR"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+log() { lab_log "$@"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---- helpers -------------------------------------------------------------
+udp_in() { ip netns exec "$1" awk '/^Udp:/ { if (h) { print $2; exit } h=1 }' /proc/net/snmp; }   # InDatagrams
+udp_out() { ip netns exec "$1" awk '/^Udp:/ { if (h) { print $5; exit } h=1 }' /proc/net/snmp; }  # OutDatagrams
+cpu_ticks() { [ -n "${1:-}" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# frames twinwall read from its TAPs = the TAPs' tx_packets in the peers' view;
+# srv_rx: frames that reached the server namespace's interface
+tap_tx() { echo $(( $(ip netns exec tb-cli cat /sys/class/net/tb-inside/statistics/tx_packets) + \
+                    $(ip netns exec tb-srv cat /sys/class/net/tb-outside/statistics/tx_packets) )); }
+srv_rx() { ip netns exec tb-srv cat /sys/class/net/tb-outside/statistics/rx_packets; }
+now() { $PY -c 'import time; print(time.monotonic())'; }
+fdiv() { $PY -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(a/b if b else 0)" "$1" "$2"; }
+
+start_servers() {
+    local p
+    lab_spawn tb-srv "$LAB_DIR/iperf-tcp-srv.log" iperf3 -s -p 5201 >/dev/null
+    for ((p = 0; p < udp_procs; p++)); do
+        lab_spawn tb-srv "$LAB_DIR/iperf-udp-srv$p.log" iperf3 -s -p $((5210 + p)) >/dev/null
+    done
+    lab_wait 10 ip netns exec tb-srv sh -c "ss -ltn | grep -q ':5201 '" || { log "iperf3 server did not start"; exit 2; }
+    lab_wait 10 ip netns exec tb-srv sh -c "ss -ltn | grep -q ':$((5210 + udp_procs - 1)) '" || { log "iperf3 udp servers did not start"; exit 2; }
+}
+
+# measure NAME PID: TCP then UDP through the path now in place; sets
+# R_TCP_GBPS R_TCP_NS R_UDP_PPS R_UDP_OFFERED R_UDP_NS (NS = twinwall CPU ns per frame, "" without PID)
+measure() {
+    local name=$1 pid=${2:-} c0 c1 f0 f1 t0 t1 i0 i1 o0 o1 r0 r1 p pids=()
+    local ok=0
+    for _ in 1 2 3 4 5 6 7 8 9 10; do ip netns exec tb-cli ping -c 1 -W 1 203.0.113.254 >/dev/null 2>&1 && { ok=1; break; }; done
+    [ $ok = 1 ] || { log "$name: no path client -> server"; exit 2; }
+    log "$name: TCP, single stream, ${tcp_s} s"
+    c0=$(cpu_ticks "$pid"); [ -n "$pid" ] && f0=$(tap_tx)
+    ip netns exec tb-cli timeout $((tcp_s + 20)) iperf3 -c 203.0.113.254 -p 5201 -t "$tcp_s" -J \
+        >"$LAB_DIR/$name-tcp.json" 2>"$LAB_DIR/$name-tcp.err" || { log "$name: iperf3 TCP failed"; cat "$LAB_DIR/$name-tcp.err" >&2; }
+    c1=$(cpu_ticks "$pid"); [ -n "$pid" ] && f1=$(tap_tx)
+    R_TCP_GBPS=$($PY -c "import json; d=json.load(open('$LAB_DIR/$name-tcp.json')); print('%.2f' % (d['end']['sum_received']['bits_per_second']/1e9))" 2>/dev/null || echo error)
+    R_TCP_NS=""; R_TCP_FRAMES=""
+    if [ -n "$pid" ]; then
+        R_TCP_FRAMES=$((f1 - f0))
+        R_TCP_NS=$($PY -c "print('%.0f' % (($c1-$c0)/$CLK_TCK*1e9/max(1,$R_TCP_FRAMES)))")
+    fi
+    log "$name: TCP $R_TCP_GBPS Gbit/s${R_TCP_NS:+, twinwall $R_TCP_NS ns/frame}"
+
+    log "$name: UDP 64-byte payload, $udp_procs iperf3 -b 0 senders, ${udp_s} s"
+    for ((p = 0; p < udp_procs; p++)); do
+        ip netns exec tb-cli timeout $((udp_s + 20)) iperf3 -c 203.0.113.254 -p $((5210 + p)) -u -l 64 -b 0 \
+            -t "$udp_s" -J >"$LAB_DIR/$name-udp$p.json" 2>&1 &
+        pids+=($!); LAB_PIDS+=($!)
+    done
+    sleep 2    # ramp-up; the window is the middle of the run
+    t0=$(now); r0=$(srv_rx); i0=$(udp_in tb-srv); o0=$(udp_out tb-cli); c0=$(cpu_ticks "$pid"); [ -n "$pid" ] && f0=$(tap_tx)
+    sleep $((udp_s - 4))
+    t1=$(now); r1=$(srv_rx); i1=$(udp_in tb-srv); o1=$(udp_out tb-cli); c1=$(cpu_ticks "$pid"); [ -n "$pid" ] && f1=$(tap_tx)
+    for p in "${pids[@]}"; do wait "$p"; lab_forget "$p"; done
+    R_UDP_PPS=$($PY -c "print('%.0f' % (($i1-$i0)/($t1-$t0)))")
+    R_UDP_WIRE=$($PY -c "print('%.0f' % (($r1-$r0)/($t1-$t0)))")
+    R_UDP_OFFERED=$($PY -c "print('%.0f' % (($o1-$o0)/($t1-$t0)))")
+    R_UDP_NS=""; R_UDP_FRAMES=""
+    if [ -n "$pid" ]; then
+        R_UDP_FRAMES=$($PY -c "print('%.0f' % (($f1-$f0)/($t1-$t0)))")
+        R_UDP_NS=$($PY -c "print('%.0f' % (($c1-$c0)/$CLK_TCK*1e9/max(1,$f1-$f0)))")
+    fi
+    log "$name: UDP delivered $R_UDP_PPS pkt/s (sent $R_UDP_OFFERED pkt/s, $R_UDP_WIRE frames/s reached the server's interface)${R_UDP_NS:+, twinwall read $R_UDP_FRAMES frames/s, $R_UDP_NS ns/frame}"
+}
+
+# ---- (b) twinwall routed, conntrack + PAT --------------------------------
+lab_netns tb-fw tb-cli tb-srv
+sock="$LAB_DIR/fw.sock"
+sed "s#@SOCK@#$sock#" "$here/bench.toml.in" >"$LAB_DIR/bench.toml"
+"$bin" check -c "$LAB_DIR/bench.toml" >/dev/null || exit 2
+lab_spawn_as fw_pid tb-fw "$LAB_DIR/fw.log" "$bin" run -c "$LAB_DIR/bench.toml"
+echo "$fw_pid" >>"$LAB_DIR/lab.pids"
+for t in tb-inside tb-outside; do
+    lab_wait 10 ip -n tb-fw link show "$t" || { echo "twinwall did not create $t:"; cat "$LAB_DIR/fw.log"; exit 2; }
+done
+ip -n tb-fw link set tb-inside netns tb-cli
+ip -n tb-fw link set tb-outside netns tb-srv
+setup_peers() {
+    ip -n tb-cli addr add 192.168.10.10/24 dev tb-inside
+    ip -n tb-cli link set tb-inside up
+    ip -n tb-cli route add default via 192.168.10.1
+    ip -n tb-srv addr add 203.0.113.254/24 dev tb-outside
+    ip -n tb-srv link set tb-outside up
+}
+setup_peers
+start_servers
+measure twinwall "$fw_pid"
+B_TCP=$R_TCP_GBPS B_TCP_NS=$R_TCP_NS B_UDP=$R_UDP_PPS B_UDP_OFF=$R_UDP_OFFERED B_UDP_NS=$R_UDP_NS B_UDP_FR=$R_UDP_FRAMES B_UDP_WIRE=$R_UDP_WIRE
+"$bin" show counters --socket "$sock" >"$LAB_DIR/twinwall-counters.txt" 2>&1 || true
+kill -TERM "$fw_pid"; wait "$fw_pid" 2>/dev/null; lab_forget "$fw_pid"
+lab_wait 5 bash -c "! ip -n tb-cli link show tb-inside" || true
+
+# ---- (d) Linux kernel forwarding, nftables masquerade + conntrack ---------
+lab_netns tb-kr
+ip link add kr-in netns tb-kr type veth peer name tb-inside netns tb-cli
+ip link add kr-out netns tb-kr type veth peer name tb-outside netns tb-srv
+ip -n tb-kr addr add 192.168.10.1/24 dev kr-in
+ip -n tb-kr addr add 203.0.113.1/24 dev kr-out
+ip -n tb-kr link set kr-in up
+ip -n tb-kr link set kr-out up
+ip netns exec tb-kr sysctl -qw net.ipv4.ip_forward=1
+ip netns exec tb-kr nft -f - <<'NFT'
+table ip twbench {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "kr-in" oifname "kr-out" accept
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    oifname "kr-out" masquerade
+  }
+}
+NFT
+setup_peers
+measure kernel ""
+D_TCP=$R_TCP_GBPS D_UDP=$R_UDP_PPS D_UDP_OFF=$R_UDP_OFFERED D_UDP_WIRE=$R_UDP_WIRE
+ip netns exec tb-kr conntrack -C >"$LAB_DIR/kernel-conntrack-count.txt" 2>&1 || true
+lab_cleanup; LAB_PIDS=(); LAB_NETNS=(); : >"$LAB_DIR/lab.pids"
+
+# ---- failover ------------------------------------------------------------
+fo_row() {   # fo_row LABEL ARGS... -> a table row from failover.sh --quick's RESULT line
+    local label=$1 res; shift
+    log "failover: twinwall $label"
+    bash "$repo/integration/lab/failover.sh" --quick --bin "$bin" "$@" >"$LAB_DIR/failover-$label.log" 2>&1
+    res=$(grep '^RESULT ' "$LAB_DIR/failover-$label.log" | tail -1)
+    if [ -z "$res" ]; then
+        echo "| twinwall, $label | error (no RESULT line) | | | \`sudo integration/lab/failover.sh --quick $*\` |"
+        return
+    fi
+    log "  $res"
+    local g s t p
+    g=$(sed -n 's/.*udp_gap_ms=\([^ ]*\).*/\1/p' <<<"$res"); s=$(sed -n 's/.*tcp_stall_ms=\([^ ]*\).*/\1/p' <<<"$res")
+    t=$(sed -n 's/.*tcp_survived=\([^ ]*\).*/\1/p' <<<"$res"); p=$(sed -n 's/.*pat_port_kept=\([^ ]*\).*/\1/p' <<<"$res")
+    echo "| twinwall, $label | $g ms | $s ms | $t | PAT port kept: $p; \`sudo integration/lab/failover.sh --quick $*\` |"
+}
+FO_ROWS=""
+if [ $failover = 1 ]; then
+    FO_ROWS+="$(fo_row "poll 50 / hold 250 ms (defaults)")"$'\n'
+    FO_ROWS+="$(fo_row "poll 2 / hold 8 ms" --poll-ms 2 --hold-ms 8)"$'\n'
+else
+    FO_ROWS+="| twinwall | not measured in this run (--no-failover) | | | |"$'\n'
+fi
+HA_ROWS=""
+if [ $failover = 1 ] && [ $linux_ha = 1 ] && [ -x "$here/linux_ha.sh" ]; then
+    for adv in 1 0.01; do
+        log "failover: Linux HA stack, advert_int $adv"
+        HA_ROWS+="$(bash "$here/linux_ha.sh" --advert-int "$adv" --row 2>"$LAB_DIR/linux-ha-$adv.log" || echo "| Linux nftables + conntrackd + keepalived, advert_int $adv s | error, see linux_ha.sh output | | | |")"$'\n'
+    done
+else
+    HA_ROWS+="| Linux nftables + conntrackd (FTFW) + keepalived (VRRP), defaults and fastest advert_int | not measured yet | | | |"$'\n'
+fi
+
+# ---- BENCHMARKS.md -------------------------------------------------------
+elapsed=$(( $(date +%s) - t_start ))
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+ratio() { $PY -c "import sys; a,b=sys.argv[1],sys.argv[2]
+try: print('%.2fx' % (float(a)/float(b)))
+except Exception: print('n/a')" "$1" "$2"; }
+iperf_v=$(iperf3 --version 2>/dev/null | head -1 | awk '{print $2}')
+cat >"$out" <<MD
+# Benchmarks
+
+Written by \`sudo integration/bench/run.sh\` (issue 5, first slice); every
+figure below comes from one run of it, on one machine. Ratios within the run
+are what to compare; absolute figures depend on the host.
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC')
+- machine: $(nproc) CPUs ($cpu), kernel $(uname -r)
+- twinwall: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown) (release build), iperf3 $iperf_v, run took ${elapsed} s
+
+## Throughput: client namespace -> device under test -> server namespace
+
+| path | TCP, one stream (Gbit/s) | UDP 64-byte payload delivered (packets/s) | UDP offered by the senders / reaching the server's interface (packets/s) | twinwall CPU per frame read (TCP / UDP) |
+|---|---|---|---|---|
+| (a) \`twinwall wire\` (TAP copy only, the ceiling) | not measured yet (mode does not exist) | not measured yet | | |
+| (b) twinwall routed, conntrack + PAT, one unit | $B_TCP | $B_UDP | $B_UDP_OFF / $B_UDP_WIRE | $B_TCP_NS ns / $B_UDP_NS ns ($B_UDP_FR frames/s read) |
+| (c) (b) with a standby replicating | not measured yet | not measured yet | | |
+| (d) Linux forwarding, nftables masquerade + stateful forward chain, conntrack | $D_TCP | $D_UDP | $D_UDP_OFF / $D_UDP_WIRE | (kernel softirq, not attributed) |
+| ratio (b) / (d) | $(ratio "$B_TCP" "$D_TCP") | $(ratio "$B_UDP" "$D_UDP") | | |
+
+How: TCP is \`iperf3 -c 203.0.113.254 -t $tcp_s\` (receiver's rate). UDP is
+$udp_procs parallel \`iperf3 -u -l 64 -b 0 -t $udp_s\` processes; "delivered" is
+the server namespace's \`Udp InDatagrams\` delta (datagrams handed to sockets)
+over the middle $((udp_s - 4)) s, "offered" the client namespace's
+\`OutDatagrams\` over the same window, and "reaching the server's interface"
+its interface's rx_packets (the difference to "delivered" is dropped in the
+server's own stack, e.g. full socket buffers). CPU per frame is twinwall's
+utime+stime delta (\`/proc/PID/stat\`) over the frames it read from its two
+TAPs in that window (the TAPs' tx_packets, both directions, TCP ACKs
+included). The senders, the kernel's softirq work and twinwall share the
+machine's $(nproc) CPUs, so on a small machine the generator competes with
+the device under test: compare offered with delivered.
+
+Caveats of this slice: twinwall's TAPs have no vnet_hdr/offload yet (issue
+5 part 2), so the kernel segments TCP into 1500-byte frames before twinwall
+sees them, while the veths of path (d) carry GSO/GRO super-frames; path (d)
+is the kernel as deployed, with its offloads.
+
+## Failover: kill -9 of the active unit, 1 kHz UDP + 1 kHz TCP message stream
+
+| setup | UDP gap | TCP stall | TCP survived | notes / command |
+|---|---|---|---|---|
+${FO_ROWS}${HA_ROWS}
+## Not measured yet
+
+- (a) \`twinwall wire\` and (c) routed with a replicating standby (throughput).
+- New flows per second through PAT with and without a standby; failover-link
+  bytes per replicated flow in this harness (the in-process figures are in
+  the README, \`cargo bench --bench replication\`).
+- Resident memory growth per million flows in this harness (the in-process
+  figure is in the README).
+MD
+log "wrote $out (${elapsed} s)"
+cat "$out"
