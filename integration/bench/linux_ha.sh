@@ -4,8 +4,8 @@
 # forward chain and conntrack, conntrackd (FTFW) syncing over a dedicated
 # link, keepalived (VRRPv3) holding the inside and outside addresses; a 1 kHz
 # UDP stream and a 1 kHz TCP message stream (integration/lab/measure.py) run
-# through; router A (master) gets kill -9 (keepalived parent and VRRP child,
-# conntrackd) and its links deleted; measure.py reports the UDP gap and TCP
+# through; router A (master) dies: its data links are deleted (forwarding and
+# VRRP adverts stop at once), then keepalived and conntrackd get kill -9; measure.py reports the UDP gap and TCP
 # stall. On becoming master, B commits conntrackd's external cache to the
 # kernel (the primary-backup.sh recipe: -c, -f, -R, -B).
 #
@@ -153,13 +153,12 @@ t_from=$($PY "$M" now)
 sleep 3
 ip netns exec hr-b conntrackd -C "$LAB_DIR/b/conntrackd.conf" -e >"$LAB_DIR/b-external-before.txt" 2>&1
 echo "B's external cache before the kill: $(grep -c . "$LAB_DIR/b-external-before.txt") entries"
-echo "== kill -9 router A (keepalived VRRP child $vrrp_a, parent $ka_a, conntrackd $ct_a) and delete its links"
-$PY "$M" kill --pid "$vrrp_a" --out "$LAB_DIR/kill.json" --gone hc-in/a-in --gone hc-out/a-out &
-kp=$!
-for ((i = 0; i < 1000; i++)); do kill -0 "$vrrp_a" 2>/dev/null || break; sleep 0.001; done   # measure.py's SIGKILL first
+echo "== router A dies: its links are deleted (one ip -batch: forwarding and VRRP adverts stop together), then kill -9 of keepalived (VRRP child $vrrp_a, parent $ka_a) and conntrackd $ct_a"
+# Links first: A's kernel would keep forwarding after its daemons die, which
+# would hide part of B's detection time from the measured gap.
+printf 'link del in0\nlink del out0\n' | ip -n hr-a -batch -
+$PY "$M" kill --pid "$vrrp_a" --out "$LAB_DIR/kill.json" --gone hc-in/a-in --gone hc-out/a-out
 kill -9 "$ka_a" "$ct_a" 2>/dev/null
-ip -n hr-a link del in0; ip -n hr-a link del out0
-wait $kp
 wait "$ka_a" "$ct_a" 2>/dev/null; lab_forget "$ka_a"; lab_forget "$ct_a"; lab_forget "$vrrp_a"
 sleep "$after_kill"
 kill -USR1 "$cli_pid" 2>/dev/null
