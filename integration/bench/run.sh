@@ -186,12 +186,14 @@ lab_cleanup; LAB_PIDS=(); LAB_NETNS=(); : >"$LAB_DIR/lab.pids"
 
 # ---- failover ------------------------------------------------------------
 fo_row() {   # fo_row LABEL ARGS... -> a table row from failover.sh --quick's RESULT line
-    local label=$1 res; shift
+    local label=$1 res f; shift
+    f="$LAB_DIR/failover-twinwall-$(tr -c 'a-z0-9\n' _ <<<"$label").log"
     log "failover: twinwall $label"
-    bash "$repo/integration/lab/failover.sh" --quick --bin "$bin" "$@" >"$LAB_DIR/failover-$label.log" 2>&1
-    res=$(grep '^RESULT ' "$LAB_DIR/failover-$label.log" | tail -1)
+    bash "$repo/integration/lab/failover.sh" --quick --bin "$bin" "$@" >"$f" 2>&1
+    res=$(grep '^RESULT ' "$f" | tail -1)
     if [ -z "$res" ]; then
         echo "| twinwall, $label | error (no RESULT line) | | | \`sudo integration/lab/failover.sh --quick $*\` |"
+        log "  no RESULT line; the end of its output:"; tail -5 "$f" >&2
         return
     fi
     log "  $res"
@@ -223,6 +225,18 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ratio() { $PY -c "import sys; a,b=sys.argv[1],sys.argv[2]
 try: print('%.2fx' % (float(a)/float(b)))
 except Exception: print('n/a')" "$1" "$2"; }
+# issue 6's comparison: twinwall's UDP gap / the Linux stack's, defaults with defaults, fastest with fastest
+fo_ratio() { $PY - "$1" "$2" <<'PYR'
+import sys
+def gap(row):
+    try: return float(row.split("|")[2].split()[0])
+    except Exception: return None
+a, b = gap(sys.argv[1]), gap(sys.argv[2])
+print("%.3fx" % (a / b) if a is not None and b else "n/a")
+PYR
+}
+FO1=$(sed -n 1p <<<"$FO_ROWS"); FO2=$(sed -n 2p <<<"$FO_ROWS"); HA1=$(sed -n 1p <<<"$HA_ROWS"); HA2=$(sed -n 2p <<<"$HA_ROWS")
+FO_RATIOS="UDP gap ratio, twinwall / Linux HA stack (issue 6 goal: at most 0.1x): defaults $(fo_ratio "$FO1" "$HA1"), fastest timers (twinwall 2 / 8 ms, keepalived 0.01 s) $(fo_ratio "$FO2" "$HA2")."
 iperf_v=$(iperf3 --version 2>/dev/null | head -1 | awk '{print $2}')
 cat >"$out" <<MD
 # Benchmarks
@@ -268,6 +282,16 @@ is the kernel as deployed, with its offloads.
 | setup | UDP gap | TCP stall | TCP survived | notes / command |
 |---|---|---|---|---|
 ${FO_ROWS}${HA_ROWS}
+$FO_RATIOS
+
+The Linux routers (\`integration/bench/linux_ha.sh\`) die as a twinwall unit
+does: their data links go first (one \`ip -batch\`, so forwarding and VRRP
+adverts stop together), then keepalived and conntrackd get kill -9; the
+backup's notify_master commits conntrackd's external cache (-c -f -R -B).
+Same traffic tool and report as twinwall's lab (\`integration/lab/measure.py\`):
+the UDP gap is the longest interval without an echo, the TCP stall the
+largest interval between consecutive echoed messages on the connection.
+
 ## Not measured yet
 
 - (a) \`twinwall wire\` and (c) routed with a replicating standby (throughput).
