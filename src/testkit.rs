@@ -23,7 +23,8 @@ pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn iface(name: &str, mac: [u8; 6], addr: &str, level: u8) -> InterfaceCfg {
+/// An interface `name` on TAP `tw-NAME`, MTU 1500, monitored, no standby address.
+pub fn iface(name: &str, mac: [u8; 6], addr: &str, level: u8) -> InterfaceCfg {
     InterfaceCfg {
         name: name.into(),
         tap: format!("tw-{name}"),

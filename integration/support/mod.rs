@@ -9,7 +9,7 @@ pub mod frames;
 
 use std::path::{Path, PathBuf};
 
-use twinwall::config::{self, Config, IfIndex, InterfaceCfg, Limits, Mac, Mode, NatRule, RouteCfg, Timeouts};
+use twinwall::config::{self, Config, IfIndex, Limits, Mode, NatRule, RouteCfg, Timeouts};
 use twinwall::replay::{summarize, ReplayReport};
 
 /// The two-port routed lab every case uses (written as each case's
@@ -46,16 +46,7 @@ outside = "outside"
 /// [`LAB_TOML`] built in code, for the corpus test and for as long as
 /// `config::parse` is a stub.
 pub fn lab_config() -> Config {
-    let iface = |name: &str, mac: [u8; 6], addr: &str, level| InterfaceCfg {
-        name: name.into(),
-        tap: format!("tw-{name}"),
-        mac: Mac(mac),
-        address: addr.parse().unwrap(),
-        security_level: level,
-        mtu: 1500,
-        standby_address: None,
-        monitor: true,
-    };
+    let iface = twinwall::testkit::iface;
     Config {
         hostname: "fw".into(),
         mode: Mode::Routed,

@@ -4,21 +4,12 @@ use std::path::{Path, PathBuf};
 
 use super::pcap_in::{self, linktype, read_bytes, Format, SYNTH_SRC_MAC};
 use super::*;
-use crate::config::{InterfaceCfg, Limits, Mac, Mode, NatRule, RouteCfg, Timeouts};
+use crate::config::{Limits, Mac, Mode, NatRule, RouteCfg, Timeouts};
 
 const RX: Mac = Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x02]);
 
 fn lab_config() -> Config {
-    let iface = |name: &str, mac: [u8; 6], addr: &str, level| InterfaceCfg {
-        name: name.into(),
-        tap: format!("tw-{name}"),
-        mac: Mac(mac),
-        address: addr.parse().unwrap(),
-        security_level: level,
-        mtu: 1500,
-        standby_address: None,
-        monitor: true,
-    };
+    let iface = crate::testkit::iface;
     Config {
         hostname: "fw".into(),
         mode: Mode::Routed,
