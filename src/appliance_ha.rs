@@ -635,8 +635,6 @@ impl Appliance {
                 last_peer_hello_ms: ago(ha.last_data[i]),
             })
             .collect();
-        let peer_counts = ha.peer.map_or(0, |_| 0);
-        let _ = peer_counts;
         let lag_records = ha.outbox.len() as u64 + ha.stream.unacked() as u64;
         show::FailoverReport {
             configured: true,

@@ -310,7 +310,6 @@ pub fn rewrite_inner(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
     let Some(inner) = d.inner else { return };
     let from = inner.key;
     if from != *to {
-        let ihl = inner.l4 - inner.l3;
         let mut ipc = be16(f, inner.l3 + ipv4::CHECKSUM.start..inner.l3 + ipv4::CHECKSUM.end);
         // The quoted L4 checksum is fixed only when the quote holds it.
         let l4c = match from.proto {
@@ -361,7 +360,6 @@ pub fn rewrite_inner(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
         if let (Some(at), Some(s)) = (l4c, l4sum) {
             put16(f, at, s);
         }
-        let _ = ihl;
         d.inner = Some(Inner { key: *to, ..inner });
     }
     let end = d.l3 + d.ip_len;

@@ -1,12 +1,4 @@
 #!/usr/bin/env bash
 # Debian packages integration/bench/run.sh uses. Idempotent; needs root.
 set -euo pipefail
-pkgs=(iproute2 procps python3 iperf3 nftables conntrack conntrackd keepalived)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+exec bash "$(dirname "$0")/../lab/install-peers.sh" iperf3 nftables conntrack conntrackd keepalived

@@ -705,14 +705,7 @@ def phases(args):
     if args.client and os.path.exists(args.client):
         with open(args.client) as f:
             c = json.load(f)
-    ev = []
-    if args.server_log and os.path.exists(args.server_log):
-        with open(args.server_log) as f:
-            for line in f:
-                try:
-                    ev.append(json.loads(line))
-                except ValueError:
-                    pass
+    ev = read_events(args.server_log)
     res = {w["name"]: window(c, ev, w) for w in wins} if c else {}
     print("== later phases: traffic (second stream, %s)" % ("client %s" % c["tcp_local"] if c else "no records"))
     for name, r in res.items():
@@ -977,17 +970,23 @@ def fmt(v, nd=1):
     return str(v)
 
 
-def report(args):
-    with open(args.client) as f:
-        c = json.load(f)
+def read_events(path):
+    """The echo server's JSON-lines log (missing or partial lines skipped)."""
     ev = []
-    if args.server_log and os.path.exists(args.server_log):
-        with open(args.server_log) as f:
+    if path and os.path.exists(path):
+        with open(path) as f:
             for line in f:
                 try:
                     ev.append(json.loads(line))
                 except ValueError:
                     pass
+    return ev
+
+
+def report(args):
+    with open(args.client) as f:
+        c = json.load(f)
+    ev = read_events(args.server_log)
     t_kill = None
     if args.kill:
         with open(args.kill) as f:

@@ -43,29 +43,9 @@ inside = "inside"
 outside = "outside"
 "#;
 
-/// [`LAB_TOML`] built in code, for the corpus test and for as long as
-/// `config::parse` is a stub.
+/// [`LAB_TOML`], parsed.
 pub fn lab_config() -> Config {
-    let iface = twinwall::testkit::iface;
-    Config {
-        hostname: "fw".into(),
-        mode: Mode::Routed,
-        control_socket: "/run/twinwall/control.sock".into(),
-        interfaces: vec![
-            iface("inside", frames::FW_INSIDE_MAC, "192.168.10.1/24", 100),
-            iface("outside", frames::FW_OUTSIDE_MAC, "203.0.113.1/24", 0),
-        ],
-        routes: vec![RouteCfg {
-            destination: "0.0.0.0/0".parse().unwrap(),
-            gateway: "203.0.113.254".parse().unwrap(),
-            interface: IfIndex(1),
-        }],
-        acls: vec![None, None],
-        nat: vec![NatRule::DynamicPat { inside: IfIndex(0), outside: IfIndex(1), address: None }],
-        timeouts: Timeouts::default(),
-        limits: Limits::default(),
-        failover: None,
-    }
+    config::parse(LAB_TOML, "LAB_TOML").unwrap_or_else(|e| panic!("LAB_TOML does not parse: {e:?}"))
 }
 
 /// The corpus tests' configuration: three interfaces whose ACLs permit
