@@ -10,7 +10,10 @@
 //!   the new active, with the same PAT port, without being re-evaluated
 //!   (the new active creates no connection for it);
 //! * after the old active returns it becomes standby, and the tables
-//!   converge.
+//!   converge;
+//! * with hellos sealed ahead (the shell's heartbeat thread), a loop that
+//!   stalls for less than `ahead x poll` plus the hold time causes no
+//!   failover, and one that stalls for longer is taken over.
 //!
 //! CI runs a fixed set of seeds. More: `TWINWALL_SIM_SEEDS=2000 cargo test
 //! --release --test ha_sim` (seeds 0..N), or `TWINWALL_SIM_SEED=1234` for one.
@@ -110,6 +113,12 @@ struct Sim {
     dual_active_while_linked: u32,
     killed: Option<Instant>,
     rng: SeededRng,
+    /// Hellos sealed ahead per unit, as the shell's heartbeat thread holds
+    /// them: sent at their due time even while the unit's loop is stalled.
+    ahead: [Vec<(Instant, Vec<u8>)>; 2],
+    /// A unit whose loop is stalled sits here (no input, no timers); its
+    /// heartbeat thread still runs.
+    stalled: [Option<Appliance>; 2],
 }
 
 impl Sim {
@@ -139,6 +148,8 @@ impl Sim {
             dual_active_while_linked: 0,
             killed: None,
             rng,
+            ahead: [vec![], vec![]],
+            stalled: [None, None],
         }
     }
 
@@ -156,7 +167,13 @@ impl Sim {
                     frames.push((port.idx(), buf.as_ref().to_vec()));
                     app.recycle(buf);
                 }
-                Output::Sync { to, bytes } => syncs.push((to, bytes)),
+                Output::Sync { to, bytes } => {
+                    if to == SyncDst::HelloGroup {
+                        self.ahead[u].clear();
+                    }
+                    syncs.push((to, bytes))
+                }
+                Output::HelloAhead { due, bytes } => self.ahead[u].push((due, bytes)),
                 Output::Event(_) => {}
             }
         }
@@ -383,6 +400,16 @@ impl Sim {
 
     fn step(&mut self) {
         self.now = self.now + STEP;
+        for u in 0..2 {
+            // The heartbeat thread: it lives as long as the unit's process.
+            if self.units[u].is_none() && self.stalled[u].is_none() {
+                self.ahead[u].clear();
+            }
+            while let Some(i) = self.ahead[u].iter().position(|(t, _)| *t <= self.now) {
+                let (_, b) = self.ahead[u].remove(i);
+                self.link.send(self.now, 1 - u, b);
+            }
+        }
         for (to, b) in self.link.due(self.now) {
             if let Some(app) = self.units[to].as_mut() {
                 app.handle_sync(&b, true, self.now);
@@ -587,4 +614,69 @@ fn wrong_key_unit_stays_out() {
         );
     }
     assert_eq!(sim.dual_active_while_linked, 0);
+}
+
+/// Stall the active's loop (no input, no timers) for `stall`, with `ahead`
+/// hellos sealed ahead per hello; returns when (if) the standby took over,
+/// counted from the start of the stall.
+fn stall_active(seed: u64, ahead: u8, stall: Duration) -> Option<Duration> {
+    let mut sim = Sim::new(seed);
+    for u in sim.units.iter_mut().flatten() {
+        u.set_hellos_ahead(ahead);
+    }
+    sim.run(Duration::from_millis(1500));
+    assert_eq!(sim.role(0), Some(State::Active), "seed {seed}: primary active after start");
+    assert_eq!(sim.role(1), Some(State::StandbyHot), "seed {seed}: secondary hot after bulk sync");
+    sim.open_flows(4);
+    let settle = Duration::from_millis(300 + sim.rng.next_u64() % 50);
+    sim.run(settle);
+    let start = sim.now;
+    sim.stalled[0] = sim.units[0].take();
+    let mut took_over = None;
+    while sim.now < start + stall {
+        sim.step();
+        if took_over.is_none() && sim.role(1) == Some(State::Active) {
+            took_over = Some(sim.now.saturating_since(start));
+        }
+    }
+    sim.units[0] = sim.stalled[0].take();
+    sim.run(Duration::from_millis(1000));
+    if took_over.is_none() {
+        assert_eq!(sim.role(0), Some(State::Active), "seed {seed}: the stalled active kept its role");
+        assert_eq!(sim.role(1), Some(State::StandbyHot), "seed {seed}: the standby stayed standby");
+    }
+    // Whoever won, one active once both run again.
+    assert!(
+        !(sim.role(0) == Some(State::Active) && sim.role(1) == Some(State::Active)),
+        "seed {seed}: two actives after the stall"
+    );
+    took_over
+}
+
+/// The lab's timers are 50/250 ms; 4 hellos ahead cover 200 ms.
+#[test]
+fn stalled_loop_is_covered_by_hellos_ahead() {
+    for seed in 0..3 {
+        // 380 ms without the loop: past the hold time, so without hellos
+        // sealed ahead the standby takes over (a false failover) ...
+        let without = stall_active(seed, 0, Duration::from_millis(380));
+        assert!(without.is_some(), "seed {seed}: a 380 ms stall went unnoticed without hellos ahead");
+        // ... and with them it does not.
+        let with = stall_active(seed, 4, Duration::from_millis(380));
+        assert_eq!(with, None, "seed {seed}: the standby took over during a 380 ms stall despite hellos ahead");
+    }
+}
+
+/// A loop that is stuck for good is still taken over: the hellos sealed
+/// ahead run out after `ahead x poll`, then the hold time runs.
+#[test]
+fn hung_loop_is_taken_over_after_the_hellos_ahead_run_out() {
+    for seed in 0..3 {
+        let t = stall_active(seed, 4, Duration::from_millis(900))
+            .unwrap_or_else(|| panic!("seed {seed}: a 900 ms hang was never taken over"));
+        // Last hello sealed at most one poll before the stall, 4 x 50 ms
+        // ahead, 250 ms hold, link jitter and one step.
+        assert!(t <= Duration::from_millis(50 + 200 + 250 + 10), "seed {seed}: takeover {t:?} after the hang");
+        assert!(t >= Duration::from_millis(250), "seed {seed}: takeover {t:?} before the hold time ran out");
+    }
 }

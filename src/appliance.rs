@@ -48,6 +48,12 @@ pub enum Output {
     Frame { port: IfIndex, buf: FrameBuf },
     /// Send this datagram on the failover link.
     Sync { to: SyncDst, bytes: Vec<u8> },
+    /// A hello for the hello group, sealed now, to be sent at `due` by a
+    /// helper that runs at a higher priority than the loop (see
+    /// [`Appliance::set_hellos_ahead`]). Each [`SyncDst::HelloGroup`]
+    /// datagram supersedes the hellos-ahead queued before it: the helper
+    /// sends these only while the loop is late.
+    HelloAhead { due: Instant, bytes: Vec<u8> },
     /// Tell the operator (the shell logs it).
     Event(Event),
 }

@@ -31,6 +31,15 @@ impl Appliance {
     }
 
     /// The failover role, for tests and the shell.
+    /// Seal `n` link hellos ahead with each hello ([`Output::HelloAhead`]),
+    /// for a shell that sends them from a higher-priority thread while its
+    /// loop runs late. 0 (the default) turns it off; at most 8.
+    pub fn set_hellos_ahead(&mut self, n: u8) {
+        if let Some(ha) = self.ha.as_mut() {
+            ha.ahead = n.min(8);
+        }
+    }
+
     pub fn role(&self) -> Option<State> {
         self.ha.as_ref().map(|h| h.fsm.state())
     }
@@ -431,6 +440,16 @@ impl Appliance {
     fn ha_send_hellos(&mut self, ha: &mut Ha, now: Instant) {
         if let Some(b) = self.ha_hello_bytes(ha, now) {
             self.out.push_back(Output::Sync { to: SyncDst::HelloGroup, bytes: b });
+            // The same state, sealed for the next intervals: if the loop is
+            // held up (the host is short of CPU), the shell's heartbeat
+            // thread keeps the cadence from these and the peer sees no
+            // silence. They say only what was true now, so a loop stuck for
+            // longer than `ahead` intervals still falls silent.
+            for k in 1..=ha.ahead as u64 {
+                let Some(b) = self.ha_hello_bytes(ha, now) else { break };
+                let due = now + Duration::from_micros(ha.cfg.poll.as_micros() * k);
+                self.out.push_back(Output::HelloAhead { due, bytes: b });
+            }
         }
         for i in 0..self.cfg.interfaces.len() {
             if !self.cfg.interfaces[i].monitor {

@@ -107,6 +107,8 @@ pub struct Ha {
     pub last_rx: Vec<Option<Instant>>,
     pub local_failed: bool,
     pub next_hello: Instant,
+    /// Link hellos sealed ahead of time with each hello (0: none).
+    pub ahead: u8,
     pub bulk_rx: BulkStatus,
     pub bulk_end_pending: bool,
     pub counters: BTreeMap<&'static str, u64>,
@@ -165,6 +167,7 @@ impl Ha {
             last_rx: vec![None; n],
             local_failed: false,
             next_hello: now,
+            ahead: 0,
             bulk_rx: BulkStatus::Idle,
             bulk_end_pending: false,
             counters: BTreeMap::new(),

@@ -191,8 +191,12 @@ impl Transition {
     pub fn leaves_active(&self) -> bool {
         self.from == State::Active && self.to != State::Active
     }
+    /// Entering standby-cold needs a bulk from the peer, except after a
+    /// resync: the peer's bulk follows its resync in the stream (and after
+    /// falling behind the stream has asked already). Asking again would
+    /// drop that bulk as unsynced and stall the standby cold.
     pub fn needs_bulk(&self) -> bool {
-        self.to == State::StandbyCold
+        self.to == State::StandbyCold && self.event != Event::ResyncStarted
     }
 }
 

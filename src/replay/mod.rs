@@ -207,7 +207,7 @@ impl Driver {
                 }
                 Output::Event(e) => self.events.push((self.now, e)),
                 // Replay runs one unit: there is no failover link to send on.
-                Output::Sync { .. } => {}
+                Output::Sync { .. } | Output::HelloAhead { .. } => {}
             }
         }
     }

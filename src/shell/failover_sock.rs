@@ -234,6 +234,11 @@ impl FailoverLink {
         })
     }
 
+    /// The hello socket and where hellos go, for the heartbeat thread.
+    pub fn hello_target(&self) -> (RawFd, SocketAddr) {
+        (self.hello.as_raw_fd(), self.group)
+    }
+
     pub fn register(&mut self, reg: &Registry, delta: Token, hello: Token) -> io::Result<()> {
         reg.register(&mut self.delta, delta, Interest::READABLE)?;
         reg.register(&mut self.hello, hello, Interest::READABLE)

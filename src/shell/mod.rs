@@ -30,6 +30,7 @@
 pub mod cli;
 mod control_sock;
 mod failover_sock;
+mod heartbeat;
 mod key_file;
 mod signals;
 mod tap;
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use twinwall::appliance::SyncDst;
 use twinwall::config::{self, ConfigError};
 use twinwall::control::{self, Request};
 use twinwall::entropy::SystemEntropy;
@@ -54,6 +56,7 @@ use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
 use control_sock::{Conn, ControlError, Listener, ReadOutcome};
 use failover_sock::{FailoverLink, LinkError};
+use heartbeat::Heartbeat;
 use key_file::KeyFileError;
 use signals::{Signal, Signals};
 use tap::{Tap, TapError};
@@ -63,6 +66,7 @@ use timer::{Lateness, Timer};
 /// core's microsecond [`Instant`] since start. The only place the shell reads
 /// time. Read directly so that a core deadline converts exactly to the
 /// absolute time the timerfd wants.
+#[derive(Clone, Copy)]
 struct Clock {
     base_ns: u64,
 }
@@ -214,6 +218,9 @@ struct Shell {
     ports: Vec<Port>,
     /// The failover link's sockets, when the config has `[failover]`.
     fo: Option<FailoverLink>,
+    /// Sends the hellos sealed ahead while this loop is late.
+    heartbeat: Option<Heartbeat>,
+    clock: Clock,
     /// Wakes `poll` at the next deadline, to the microsecond.
     timer: Timer,
     /// The timerfd failed once; fall back to mio's millisecond timeout.
@@ -279,7 +286,18 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         .map_err(|e| ShellError::Io("cannot register the control socket", e))?;
 
     let clock = Clock::start();
-    let app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    let mut app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    let heartbeat = match (&fo, &app.config().failover) {
+        (Some(link), Some(f)) => {
+            let (fd, group) = link.hello_target();
+            let hb = Heartbeat::start(fd, group).map_err(|e| ShellError::Io("cannot start the heartbeat thread", e))?;
+            let ahead = heartbeat::ahead_for(f.poll.as_micros(), f.hold.as_micros());
+            app.set_hellos_ahead(ahead);
+            log::info!("heartbeat thread at {}: covers the loop for {ahead} hello interval(s)", hb.priority);
+            Some(hb)
+        }
+        _ => None,
+    };
     log::info!("twinwall running; control socket {}", listener.path().display());
     let mut shell = Shell {
         poll,
@@ -287,6 +305,8 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         cfg_path: cfg_path.to_owned(),
         ports,
         fo,
+        heartbeat,
+        clock,
         timer,
         timer_broken: false,
         lateness: Lateness::new(),
@@ -304,6 +324,9 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
     }
     if let Some(fo) = &shell.fo {
         log::info!("failover link: {:?}", fo.stats);
+    }
+    if let Some((sent, failed)) = shell.heartbeat.as_ref().map(Heartbeat::counts) {
+        log::info!("heartbeat thread: {sent} hello(s) sent while the loop was late, {failed} refused by the kernel");
     }
     log::info!("{}: exiting", shell.exit.unwrap_or("stopped"));
     Ok(())
@@ -627,8 +650,20 @@ impl Shell {
             match out {
                 Output::Frame { port, buf } => self.send_frame(port, buf, now),
                 Output::Event(ev) => log_event(&ev),
+                Output::HelloAhead { due, bytes } => {
+                    if let Some(hb) = &self.heartbeat {
+                        hb.push(self.clock.monotonic_ns_at(due), bytes);
+                    }
+                }
                 Output::Sync { to, bytes } => match &mut self.fo {
-                    Some(fo) => fo.send(to, &bytes, now),
+                    Some(fo) => {
+                        if to == SyncDst::HelloGroup {
+                            if let Some(hb) = &self.heartbeat {
+                                hb.supersede();
+                            }
+                        }
+                        fo.send(to, &bytes, now)
+                    }
                     None => {
                         self.sync_unsendable += 1;
                         if self.sync_unsendable == 1 {
