@@ -139,6 +139,11 @@ impl Appliance {
         }
         ha.count("ha-hellos-in");
         ha.last_any = Some(now);
+        if hello.has(hello_flags::AHEAD) {
+            ha.count("ha-hellos-ahead-in");
+        } else {
+            ha.last_fresh = Some(now);
+        }
         ha.peer_dead = false;
         match path {
             Path::Link => {
@@ -381,7 +386,7 @@ impl Appliance {
         }
     }
 
-    fn ha_hello_bytes(&self, ha: &mut Ha, now: Instant) -> Option<Vec<u8>> {
+    fn ha_hello_bytes(&self, ha: &mut Ha, now: Instant, extra_flags: u8) -> Option<Vec<u8>> {
         let hold = ha.interface_hold();
         let mut monitored = 0u32;
         let mut up = 0u32;
@@ -395,7 +400,7 @@ impl Appliance {
                 up |= 1 << i;
             }
         }
-        let mut flags = ha.fsm.hello_flags();
+        let mut flags = ha.fsm.hello_flags() | extra_flags;
         if ha.peer_hello_epoch.is_some() {
             flags |= hello_flags::ECHO_VALID;
         }
@@ -438,16 +443,19 @@ impl Appliance {
     /// each copy sealed on its own (one counter each, or the replay window
     /// would refuse all but the first).
     fn ha_send_hellos(&mut self, ha: &mut Ha, now: Instant) {
-        if let Some(b) = self.ha_hello_bytes(ha, now) {
+        if let Some(b) = self.ha_hello_bytes(ha, now, 0) {
             self.out.push_back(Output::Sync { to: SyncDst::HelloGroup, bytes: b });
             // The same state, sealed for the next intervals: if the loop is
             // held up (the host is short of CPU), the shell's heartbeat
             // thread keeps the cadence from these and the peer sees no
             // silence. They say only what was true now, so a loop stuck for
             // longer than `ahead` intervals still falls silent.
+            // Due half an interval after the loop's own next hello, so that
+            // a loop on time always sends first and supersedes them.
+            let poll = ha.cfg.poll.as_micros();
             for k in 1..=ha.ahead as u64 {
-                let Some(b) = self.ha_hello_bytes(ha, now) else { break };
-                let due = now + Duration::from_micros(ha.cfg.poll.as_micros() * k);
+                let Some(b) = self.ha_hello_bytes(ha, now, hello_flags::AHEAD) else { break };
+                let due = now + Duration::from_micros(poll * k + poll / 2);
                 self.out.push_back(Output::HelloAhead { due, bytes: b });
             }
         }
@@ -455,7 +463,7 @@ impl Appliance {
             if !self.cfg.interfaces[i].monitor {
                 continue;
             }
-            let Some(b) = self.ha_hello_bytes(ha, now) else { continue };
+            let Some(b) = self.ha_hello_bytes(ha, now, 0) else { continue };
             let mut f = self.pool.get();
             f.reset_len(ether::HEADER_LEN + b.len());
             let m = f.as_mut();
@@ -514,7 +522,16 @@ impl Appliance {
                 self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
             }
         }
-        self.ha_check_interfaces(&mut ha, now);
+        // A loop that was held up has not read its TAPs yet: their silence
+        // says nothing about the links. Judge them at the next tick, after
+        // the shell has read what queued up meanwhile.
+        let held_up = ha.last_tick.is_some_and(|t| now.saturating_since(t) > ha.cfg.poll + ha.cfg.poll);
+        ha.last_tick = Some(now);
+        if held_up {
+            ha.count("ha-interface-check-deferred");
+        } else {
+            self.ha_check_interfaces(&mut ha, now);
+        }
         if ha.preempt_at.is_some_and(|t| now >= t) {
             ha.preempt_at = None;
             self.ha_role_event(&mut ha, role::Event::PreemptTimer, now);
@@ -552,8 +569,10 @@ impl Appliance {
         // Only a fresh hello (within two intervals) is evidence that the
         // peer sees more interfaces up: when the peer dies our interfaces
         // go quiet too, and its last word must not fail us.
+        // Hellos sealed ahead do not count: a peer whose loop is held up
+        // cannot vouch for its interfaces now.
         let peer_alive =
-            !ha.peer_dead && ha.last_any.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
+            !ha.peer_dead && ha.last_fresh.is_some_and(|t| now.saturating_since(t) <= ha.cfg.poll + ha.cfg.poll);
         let peer_up = ha.peer.map_or(0, |p| (p.up & p.monitored).count_ones());
         if down > 0 && !ha.local_failed && peer_alive && peer_up > up {
             ha.local_failed = true;

@@ -97,6 +97,8 @@ pub struct Ha {
     pub last_link: Option<Instant>,
     pub last_data: Vec<Option<Instant>>,
     pub last_any: Option<Instant>,
+    /// The last hello sealed when it was sent (not [`hello_flags::AHEAD`]).
+    pub last_fresh: Option<Instant>,
     /// PeerDead was raised and no hello has been heard since.
     pub peer_dead: bool,
     /// Last datagram sealed with another key (a misconfigured peer).
@@ -109,6 +111,9 @@ pub struct Ha {
     pub next_hello: Instant,
     /// Link hellos sealed ahead of time with each hello (0: none).
     pub ahead: u8,
+    /// The last `handle_timeout`: a longer gap than two hello intervals
+    /// means our own loop was held up.
+    pub last_tick: Option<Instant>,
     pub bulk_rx: BulkStatus,
     pub bulk_end_pending: bool,
     pub counters: BTreeMap<&'static str, u64>,
@@ -161,6 +166,7 @@ impl Ha {
             last_link: None,
             last_data: vec![None; n],
             last_any: None,
+            last_fresh: None,
             peer_dead: false,
             last_key_mismatch: None,
             peer_tables: [0; 2],
@@ -168,6 +174,7 @@ impl Ha {
             local_failed: false,
             next_hello: now,
             ahead: 0,
+            last_tick: None,
             bulk_rx: BulkStatus::Idle,
             bulk_end_pending: false,
             counters: BTreeMap::new(),

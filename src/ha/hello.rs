@@ -56,6 +56,10 @@ pub mod hello_flags {
     pub const FAILOVER_LINK_FAILED: u8 = 0x04;
     /// The sender's `peer_epoch_seen` is valid.
     pub const ECHO_VALID: u8 = 0x08;
+    /// Sealed ahead of time for the sender's heartbeat thread, sent because
+    /// its loop was late: proves the sender's process is alive, but what it
+    /// says about the sender's interfaces may be a few intervals old.
+    pub const AHEAD: u8 = 0x10;
 }
 
 /// Bulk-sync status of the sender as a receiver of state.
