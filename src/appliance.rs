@@ -84,6 +84,9 @@ pub enum Event {
     /// Something about the failover pair the operator must fix or know:
     /// wrong key, configuration drift, failover link down.
     FailoverWarning(String),
+    /// The first frame after a takeover went out: the takeover's timing,
+    /// step by step.
+    TakeoverDone(String),
     /// Another host answers ARP for one of our addresses.
     AddressConflict { iface: String, ip: std::net::Ipv4Addr, mac: Mac },
 }

@@ -190,7 +190,9 @@ impl Appliance {
         let mut detail = String::new();
         if t.to == State::Active && !ha.active {
             // Commit: everything received is applied; drain what is queued.
+            let applied_before = ha.counters.get("ha-records-applied").copied().unwrap_or(0);
             self.ha_deliver(ha, now);
+            let pending = ha.counters.get("ha-records-applied").copied().unwrap_or(0) - applied_before;
             let heard = ha.last_any.unwrap_or(ha.started);
             let detect = now.saturating_since(heard).as_micros();
             // Claim: virtual MACs and active addresses, announced.
@@ -198,6 +200,7 @@ impl Appliance {
             ha.outbox = crate::ha::outbox::Outbox::new(16, Duration::from_millis(1));
             ha.tombstones.clear();
             self.ports = ports_of(&self.cfg, &self.nat, false);
+            let queued = self.out.len();
             self.announce();
             // Re-confirm every next hop we inherited: a neighbour that
             // changed its MAC since the peer learned it answers, and
@@ -207,6 +210,7 @@ impl Appliance {
                     self.arp_request(e.iface, ip);
                 }
             }
+            let announce_frames = (self.out.len() - queued) as u64;
             ha.garp_left = GARP_ROUNDS - 1;
             ha.garp_next = Some(now + GARP_SPACING);
             ha.adopt_cursor = Some(0);
@@ -217,9 +221,12 @@ impl Appliance {
             let b = show::TakeoverBreakdown {
                 cause: t.cause.to_string(),
                 detect_us: detect,
-                applied_us: detect,
-                role_flip_us: detect,
-                garp_us: detect,
+                pending_records: pending,
+                conns: self.ct.len() as u64,
+                arp_entries: self.arp.entries().len() as u64,
+                announce_frames,
+                step_us: None,
+                on_wire_us: None,
                 first_forward_us: None,
             };
             detail = format!(
@@ -604,6 +611,18 @@ impl Appliance {
         let Some(ha) = self.ha.as_mut() else { return };
         if let (Some(t), Some(start)) = (ha.last_takeover.as_mut(), ha.takeover_started) {
             t.first_forward_us = Some(now.saturating_since(start).as_micros());
+            self.out.push_back(Output::Event(Event::TakeoverDone(t.line())));
+        }
+    }
+
+    /// The shell's timing of the last takeover, which the core cannot take
+    /// itself: `step_us`, the core call that decided, committed, flipped and
+    /// claimed; `on_wire_us`, from that decision until the claim's frames
+    /// were written out. Shown by `show failover`.
+    pub fn note_takeover_timing(&mut self, step_us: u64, on_wire_us: u64) {
+        if let Some(t) = self.ha.as_mut().and_then(|ha| ha.last_takeover.as_mut()) {
+            t.step_us = Some(step_us);
+            t.on_wire_us = Some(on_wire_us);
         }
     }
 

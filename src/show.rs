@@ -138,11 +138,45 @@ pub struct FailoverTable {
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct TakeoverBreakdown {
     pub cause: String,
+    /// From the last hello heard to the decision: the hold time plus how
+    /// late the loop ran the timer.
     pub detect_us: u64,
-    pub applied_us: u64,
-    pub role_flip_us: u64,
-    pub garp_us: u64,
+    /// Commit: records still queued at the decision and applied before the
+    /// claim (deltas are applied on arrival, so usually none).
+    pub pending_records: u64,
+    /// Connections and ARP entries inherited.
+    pub conns: u64,
+    pub arp_entries: u64,
+    /// Claim: gratuitous ARPs and next-hop probes built.
+    pub announce_frames: u64,
+    /// The decision, commit, role flip and claim as one core step, timed by
+    /// the shell (the core reads no clock); `None` where nobody timed it.
+    pub step_us: Option<u64>,
+    /// From the decision until the claim's frames were written to the
+    /// TAPs, timed by the shell.
+    pub on_wire_us: Option<u64>,
+    /// From the last hello heard to the first frame forwarded.
     pub first_forward_us: Option<u64>,
+}
+
+impl TakeoverBreakdown {
+    /// One line, for `show failover` and the log.
+    pub fn line(&self) -> String {
+        let us = |v: Option<u64>| v.map_or("-".to_string(), |u| format!("{u} us"));
+        format!(
+            "detected {} us after the last hello; commit {} pending record(s), role flip, claim with {} frame(s) in a \
+             {} step ({} connections, {} ARP entries inherited); claim on the wire {} after the decision; first \
+             forward {} after the last hello",
+            self.detect_us,
+            self.pending_records,
+            self.announce_frames,
+            us(self.step_us),
+            self.conns,
+            self.arp_entries,
+            us(self.on_wire_us),
+            us(self.first_forward_us)
+        )
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Default)]
@@ -321,16 +355,7 @@ fn failover_text(s: &mut String, r: &FailoverReport) {
         let _ = writeln!(s, "  {:<12} this host {:>8}   other host {:>8}", t.name, t.local, t.peer);
     }
     if let Some(t) = &r.last_takeover {
-        let _ = writeln!(
-            s,
-            "Last takeover ({}): detected +{} us, state applied +{} us, role +{} us, GARP +{} us, first forward {}",
-            t.cause,
-            t.detect_us,
-            t.applied_us,
-            t.role_flip_us,
-            t.garp_us,
-            t.first_forward_us.map_or("-".into(), |u| format!("+{u} us"))
-        );
+        let _ = writeln!(s, "Last takeover ({}): {}", t.cause, t.line());
     }
     for (k, v) in &r.counters {
         if *v > 0 {

@@ -51,6 +51,7 @@ use twinwall::config::{self, ConfigError};
 use twinwall::control::{self, Request};
 use twinwall::entropy::SystemEntropy;
 use twinwall::frame::FrameBuf;
+use twinwall::ha::role::State;
 use twinwall::time::{self, Duration, Instant};
 use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
@@ -403,7 +404,19 @@ impl Shell {
                 s.max
             );
         }
+        let was_active = self.app.role() == Some(State::Active);
         self.app.handle_timeout(now);
+        if !was_active && self.app.role() == Some(State::Active) {
+            // A takeover: time the core's step and the claim's way out,
+            // which the core cannot do itself.
+            let stepped = self.clock.now();
+            self.drain_output(stepped);
+            let written = self.clock.now();
+            self.app.note_takeover_timing(
+                stepped.saturating_since(now).as_micros(),
+                written.saturating_since(now).as_micros(),
+            );
+        }
     }
 
     /// How long `poll` may sleep: zero if a TAP or failover socket has input
@@ -757,5 +770,6 @@ fn log_event(ev: &Event) {
             log::warn!("failover: role {from} -> {to}: {cause}{}{detail}", if detail.is_empty() { "" } else { "; " })
         }
         Event::FailoverWarning(msg) => log::error!("failover: {msg}"),
+        Event::TakeoverDone(line) => log::warn!("failover: takeover done: {line}"),
     }
 }
