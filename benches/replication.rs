@@ -133,7 +133,7 @@ impl Pair {
                     }
                     app.recycle(buf);
                 }
-                Output::Event(_) => {}
+                Output::Event(_) | Output::HelloAhead { .. } => {}
             }
         }
     }

@@ -686,11 +686,11 @@ fn stall_unit(seed: u64, u: usize, ahead: u8, stall: Duration) -> Vec<(usize, Du
             resumed = true;
         }
         sim.step();
-        for v in 0..2 {
+        for (v, seen) in roles.iter_mut().enumerate() {
             let r = role_of(&sim, v);
-            if r != roles[v] {
+            if r != *seen {
                 changes.push((v, sim.now.saturating_since(start), r));
-                roles[v] = r;
+                *seen = r;
             }
         }
     }

@@ -201,6 +201,8 @@ pub struct FailoverReport {
     pub history: Vec<String>,
 }
 
+/// Reports are built on request, never per frame: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Report {
     Conn(ConnReport),

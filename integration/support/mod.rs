@@ -9,7 +9,7 @@ pub mod frames;
 
 use std::path::{Path, PathBuf};
 
-use twinwall::config::{self, Config, IfIndex, Limits, Mode, NatRule, RouteCfg, Timeouts};
+use twinwall::config::{self, Config};
 use twinwall::replay::{summarize, ReplayReport};
 
 /// The two-port routed lab every case uses (written as each case's
