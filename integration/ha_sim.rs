@@ -657,14 +657,15 @@ fn wrong_key_unit_stays_out() {
     assert_eq!(sim.dual_active_while_linked, 0);
 }
 
-/// Stall unit `u`'s loop (no input, no timers) for `stall`, with `ahead`
-/// hellos sealed ahead per hello. Returns the role changes seen from the
+/// Stall unit `u`'s loop (no input, no timers) for `stall`, with or
+/// without hellos sealed ahead. Returns the role changes seen from the
 /// start of the stall to a second after it, as (unit, time since the start
 /// of the stall, new role).
-fn stall_unit(seed: u64, u: usize, ahead: u8, stall: Duration) -> Vec<(usize, Duration, State)> {
+fn stall_unit(seed: u64, u: usize, ahead: bool, stall: Duration) -> Vec<(usize, Duration, State)> {
     let mut sim = Sim::new(seed);
     for a in sim.units.iter_mut().flatten() {
         a.set_hellos_ahead(ahead);
+        assert_eq!(a.hellos_ahead(), if ahead { 4 } else { 0 }, "50/250 ms: 4 hellos ahead");
     }
     sim.run(Duration::from_millis(1500));
     assert_eq!(sim.role(0), Some(State::Active), "seed {seed}: primary active after start");
@@ -712,10 +713,10 @@ fn stalled_loop_is_covered_by_hellos_ahead() {
     for seed in 0..3 {
         // 380 ms without the loop: past the hold time, so without hellos
         // sealed ahead the standby takes over (a false failover) ...
-        let without = stall_unit(seed, 0, 0, Duration::from_millis(380));
+        let without = stall_unit(seed, 0, false, Duration::from_millis(380));
         assert!(takeover_time(&without).is_some(), "seed {seed}: a 380 ms stall went unnoticed without hellos ahead");
         // ... and with them nothing changes role.
-        let with = stall_unit(seed, 0, 4, Duration::from_millis(380));
+        let with = stall_unit(seed, 0, true, Duration::from_millis(380));
         assert_eq!(with, vec![], "seed {seed}: role changes during a 380 ms stall despite hellos ahead");
     }
 }
@@ -725,7 +726,7 @@ fn stalled_loop_is_covered_by_hellos_ahead() {
 #[test]
 fn hung_loop_is_taken_over_after_the_hellos_ahead_run_out() {
     for seed in 0..3 {
-        let t = takeover_time(&stall_unit(seed, 0, 4, Duration::from_millis(900)))
+        let t = takeover_time(&stall_unit(seed, 0, true, Duration::from_millis(900)))
             .unwrap_or_else(|| panic!("seed {seed}: a 900 ms hang was never taken over"));
         // Last hello sealed at most one poll before the stall, 4.5 x 50 ms
         // ahead, 250 ms hold, link jitter and one step.
@@ -740,7 +741,7 @@ fn hung_loop_is_taken_over_after_the_hellos_ahead_run_out() {
 #[test]
 fn stalled_standby_neither_fails_nor_takes_over() {
     for seed in 0..3 {
-        let changes = stall_unit(seed, 1, 4, Duration::from_millis(400));
+        let changes = stall_unit(seed, 1, true, Duration::from_millis(400));
         assert_eq!(changes, vec![], "seed {seed}: role changes after the standby's loop stalled");
     }
 }

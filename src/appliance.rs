@@ -105,6 +105,8 @@ pub enum Command {
 pub enum CommandError {
     /// The new configuration adds, removes, renames or re-homes interfaces; restart to apply it.
     InterfacesChanged,
+    /// The new configuration changes this unit's failover `unit`, its key, or turns `preempt` on or off; restart to apply it.
+    FailoverIdentityChanged,
     /// This unit has no [failover] section.
     NoFailover,
     /// The role machine refused: {0}
@@ -119,6 +121,11 @@ impl std::fmt::Display for CommandError {
                 "the new configuration adds, removes, renames or re-homes interfaces; restart twinwall to apply it"
             ),
             CommandError::NoFailover => write!(f, "this unit has no [failover] section in its configuration"),
+            CommandError::FailoverIdentityChanged => write!(
+                f,
+                "the new configuration changes [failover] unit, key or key_file contents, or turns preempt on or \
+                 off; restart to apply it"
+            ),
             CommandError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
@@ -862,12 +869,20 @@ impl Appliance {
                 if !same {
                     return Err(CommandError::InterfacesChanged);
                 }
+                if let (Some(a), Some(b)) = (&cfg.failover, &self.cfg.failover) {
+                    if a.unit != b.unit || a.key != b.key || a.preempt.is_some() != b.preempt.is_some() {
+                        return Err(CommandError::FailoverIdentityChanged);
+                    }
+                }
                 self.nat.set_rules(&cfg.nat, if_addrs(&cfg));
                 self.ports = ports_of(&cfg, &self.nat, !self.forwarding());
                 self.routes = RouteTable::from_config(&cfg);
                 self.acl_hits = acl_hits_for(&cfg);
                 self.ct.set_max(cfg.limits.max_conns);
                 self.arp.set_limits(cfg.limits.arp_queue as usize, cfg.timeouts.arp);
+                if let (Some(ha), Some(fo)) = (self.ha.as_mut(), cfg.failover.as_ref()) {
+                    ha.reconfigure(&cfg, fo);
+                }
                 self.cfg = *cfg;
                 self.counters.events.reloads += 1;
                 self.announce();

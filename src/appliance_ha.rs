@@ -31,13 +31,18 @@ impl Appliance {
     }
 
     /// The failover role, for tests and the shell.
-    /// Seal `n` link hellos ahead with each hello ([`Output::HelloAhead`]),
-    /// for a shell that sends them from a higher-priority thread while its
-    /// loop runs late. 0 (the default) turns it off; at most 8.
-    pub fn set_hellos_ahead(&mut self, n: u8) {
+    /// Seal link hellos ahead with each hello ([`Output::HelloAhead`]), for
+    /// a shell that sends them from a higher-priority thread while its loop
+    /// runs late. Off by default.
+    pub fn set_hellos_ahead(&mut self, on: bool) {
         if let Some(ha) = self.ha.as_mut() {
-            ha.ahead = n.min(8);
+            ha.hellos_ahead = on;
         }
+    }
+
+    /// How many hellos are sealed ahead with each (0: off).
+    pub fn hellos_ahead(&self) -> u8 {
+        self.ha.as_ref().map_or(0, |ha| ha.ahead())
     }
 
     pub fn role(&self) -> Option<State> {
@@ -460,7 +465,7 @@ impl Appliance {
             // Due half an interval after the loop's own next hello, so that
             // a loop on time always sends first and supersedes them.
             let poll = ha.cfg.poll.as_micros();
-            for k in 1..=ha.ahead as u64 {
+            for k in 1..=ha.ahead() as u64 {
                 let Some(b) = self.ha_hello_bytes(ha, now, hello_flags::AHEAD) else { break };
                 let due = now + Duration::from_micros(poll * k + poll / 2);
                 self.out.push_back(Output::HelloAhead { due, bytes: b });

@@ -432,3 +432,34 @@ fn shipped_appliance_toml_is_the_testkit_lab() {
     want.nat.swap(2, 3);
     assert_eq!(parsed, want);
 }
+
+fn failover_unit_config() -> Config {
+    let path = format!("{}/integration/lab/failover/primary.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    crate::config::parse(&text, &path).unwrap()
+}
+
+/// Timers and the configuration hash follow a reload; what the sockets and
+/// the keys depend on needs a restart.
+#[test]
+fn reload_applies_failover_timers_and_refuses_a_new_identity() {
+    let mut r = Rig::with(failover_unit_config());
+    r.app.set_hellos_ahead(true);
+    assert_eq!(r.app.hellos_ahead(), 4, "50/250 ms");
+    let hash_before = r.app.ha.as_ref().unwrap().config_hash;
+    let mut cfg = failover_unit_config();
+    let fo = cfg.failover.as_mut().unwrap();
+    fo.poll = Duration::from_millis(2);
+    fo.hold = Duration::from_millis(8);
+    cfg.acls[0] = Some(vec![]);
+    r.app.handle_command(Command::Reload(Box::new(cfg)), r.now).unwrap();
+    assert_eq!(r.app.hellos_ahead(), 3, "2/8 ms after the reload");
+    let ha = r.app.ha.as_ref().unwrap();
+    assert_eq!(ha.cfg.hold, Duration::from_millis(8));
+    assert_ne!(ha.config_hash, hash_before, "the pair's drift check sees the new policy");
+
+    let mut cfg = failover_unit_config();
+    cfg.failover.as_mut().unwrap().key = crate::config::KeySource::Inline("another-key-of-enough-length".into());
+    assert_eq!(r.app.handle_command(Command::Reload(Box::new(cfg)), r.now), Err(CommandError::FailoverIdentityChanged));
+    assert_eq!(r.app.ha.as_ref().unwrap().cfg.hold, Duration::from_millis(8), "a refused reload changes nothing");
+}

@@ -374,6 +374,8 @@ $PY "$M" report --client "$LAB_DIR/client.json" --server-log "$LAB_DIR/server.lo
     --from "$t_from" --poll-ms "$eff_poll" --hold-ms "$eff_hold" ${max_gap:+--max-gap-ms "$max_gap"} \
     --json "$LAB_DIR/result.json"
 rc=$?
+# The survivor's own account of the takeover, step by step (issue 6).
+echo "TAKEOVER $(grep -h 'takeover done:' "$survivor_log" | tail -n 1 | sed 's/.*takeover done: //')"
 
 keep_up() {
     if [ $keep = 1 ]; then

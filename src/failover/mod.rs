@@ -109,8 +109,8 @@ pub struct Ha {
     pub last_rx: Vec<Option<Instant>>,
     pub local_failed: bool,
     pub next_hello: Instant,
-    /// Link hellos sealed ahead of time with each hello (0: none).
-    pub ahead: u8,
+    /// Seal link hellos ahead of time for the shell's heartbeat thread.
+    pub hellos_ahead: bool,
     /// The last `handle_timeout`: a longer gap than two hello intervals
     /// means our own loop was held up.
     pub last_tick: Option<Instant>,
@@ -173,7 +173,7 @@ impl Ha {
             last_rx: vec![None; n],
             local_failed: false,
             next_hello: now,
-            ahead: 0,
+            hellos_ahead: false,
             last_tick: None,
             bulk_rx: BulkStatus::Idle,
             bulk_end_pending: false,
@@ -228,6 +228,24 @@ impl Ha {
     /// the configured hold, but never below [`INTERFACE_HOLD_MIN`].
     pub fn interface_hold(&self) -> Duration {
         self.cfg.interface_hold.max(INTERFACE_HOLD_MIN)
+    }
+
+    /// Link hellos sealed ahead with each hello: enough to cover all but one
+    /// interval of the hold time, so a loop that hangs still falls silent
+    /// within two hold times.
+    pub fn ahead(&self) -> u8 {
+        if !self.hellos_ahead {
+            return 0;
+        }
+        let (poll, hold) = (self.cfg.poll.as_micros().max(1), self.cfg.hold.as_micros());
+        (hold / poll).saturating_sub(1).clamp(1, 8) as u8
+    }
+
+    /// A reload: new timers and a new configuration hash. What needs a
+    /// restart (link, unit, key, preempt on or off) the caller has refused.
+    pub fn reconfigure(&mut self, cfg: &Config, fo: &FailoverCfg) {
+        self.cfg = fo.clone();
+        self.config_hash = config_hash(cfg);
     }
 }
 

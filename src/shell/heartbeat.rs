@@ -154,27 +154,11 @@ fn raise_priority() -> &'static str {
     "normal (SCHED_FIFO and nice refused)"
 }
 
-/// How many hellos to seal ahead: enough to cover all but one interval of
-/// the hold time, so a stalled loop still falls silent within two hold
-/// times.
-pub fn ahead_for(poll_us: u64, hold_us: u64) -> u8 {
-    (hold_us / poll_us.max(1)).saturating_sub(1).clamp(1, 8) as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
     use std::time::Instant as StdInstant;
-
-    #[test]
-    fn ahead_covers_the_hold_time_but_one_interval() {
-        assert_eq!(ahead_for(2_000, 8_000), 3);
-        assert_eq!(ahead_for(50_000, 250_000), 4);
-        assert_eq!(ahead_for(10_000, 30_000), 2);
-        assert_eq!(ahead_for(1_000, 100_000), 8);
-        assert_eq!(ahead_for(1_000, 1_000), 1);
-    }
 
     /// The thread sends queued hellos at their time, and not those a newer
     /// hello superseded.

@@ -288,16 +288,19 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
 
     let clock = Clock::start();
     let mut app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
-    let heartbeat = match (&fo, &app.config().failover) {
-        (Some(link), Some(f)) => {
+    let heartbeat = match &fo {
+        Some(link) => {
             let (fd, group) = link.hello_target();
             let hb = Heartbeat::start(fd, group).map_err(|e| ShellError::Io("cannot start the heartbeat thread", e))?;
-            let ahead = heartbeat::ahead_for(f.poll.as_micros(), f.hold.as_micros());
-            app.set_hellos_ahead(ahead);
-            log::info!("heartbeat thread at {}: covers the loop for {ahead} hello interval(s)", hb.priority);
+            app.set_hellos_ahead(true);
+            log::info!(
+                "heartbeat thread at {}: covers the loop for {} hello interval(s)",
+                hb.priority,
+                app.hellos_ahead()
+            );
             Some(hb)
         }
-        _ => None,
+        None => None,
     };
     log::info!("twinwall running; control socket {}", listener.path().display());
     let mut shell = Shell {
