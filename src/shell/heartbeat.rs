@@ -19,8 +19,8 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{FromRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
@@ -29,18 +29,21 @@ use std::time::Duration as StdDuration;
 pub const RT_PRIORITY: libc::c_int = 10;
 /// Without anything queued, the thread looks for a stop request this often.
 const IDLE_WAIT: StdDuration = StdDuration::from_millis(500);
+/// When the loop holds the queue, the thread looks again this soon.
+const BUSY_RETRY: StdDuration = StdDuration::from_micros(200);
 
 #[derive(Default)]
 struct Queue {
-    /// (due, CLOCK_MONOTONIC ns; sealed hello).
+    /// Bumped by each hello the loop sends: what came before is stale.
+    generation: u64,
+    /// (due, CLOCK_MONOTONIC ns; sealed hello), not yet taken by the thread.
     hellos: Vec<(u64, Vec<u8>)>,
-    stop: bool,
 }
 
 #[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    wake: Condvar,
+    stop: AtomicBool,
     /// Hellos the thread sent because the loop had not sent a newer one.
     sent: AtomicU64,
     /// Hellos the kernel refused (buffer full or an error).
@@ -54,6 +57,11 @@ impl Shared {
     }
 }
 
+/// The thread and its queue. The loop only ever takes the queue's lock
+/// briefly; the thread never waits for it (`try_lock`, keeping its own copy
+/// of what it took), because the loop may be preempted while holding it,
+/// and a real-time thread blocked behind a normal one is exactly the
+/// priority inversion this thread exists to avoid.
 pub struct Heartbeat {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -85,15 +93,17 @@ impl Heartbeat {
 
     /// The loop sent a hello: the ones sealed before it are stale.
     pub fn supersede(&self) {
-        self.shared.lock().hellos.clear();
+        let mut q = self.shared.lock();
+        q.generation += 1;
+        q.hellos.clear();
     }
 
     /// Queue a hello for `due_ns` (CLOCK_MONOTONIC).
     pub fn push(&self, due_ns: u64, bytes: Vec<u8>) {
-        let mut q = self.shared.lock();
-        q.hellos.push((due_ns, bytes));
-        drop(q);
-        self.shared.wake.notify_one();
+        self.shared.lock().hellos.push((due_ns, bytes));
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 
     /// (hellos sent for a late loop, hellos the kernel refused).
@@ -104,35 +114,52 @@ impl Heartbeat {
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.wake.notify_one();
+        self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
 fn run(s: &Shared, sock: &UdpSocket, group: SocketAddr) {
-    let mut q = s.lock();
-    while !q.stop {
-        let next = q.hellos.iter().enumerate().min_by_key(|(_, (t, _))| *t).map(|(i, (t, _))| (i, *t));
-        let Some((i, due)) = next else {
-            q = s.wake.wait_timeout(q, IDLE_WAIT).unwrap_or_else(|p| p.into_inner()).0;
-            continue;
+    let mut mine: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut generation = 0;
+    while !s.stop.load(Ordering::Relaxed) {
+        let took = match s.queue.try_lock() {
+            Ok(mut q) => {
+                if q.generation != generation {
+                    generation = q.generation;
+                    mine.clear();
+                }
+                mine.append(&mut q.hellos);
+                true
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                mine.append(&mut p.into_inner().hellos);
+                true
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
         };
+        let next = mine.iter().enumerate().min_by_key(|(_, (t, _))| *t).map(|(i, (t, _))| (i, *t));
         let now = super::monotonic_ns();
-        if due > now {
-            q = s.wake.wait_timeout(q, StdDuration::from_nanos(due - now)).unwrap_or_else(|p| p.into_inner()).0;
-            continue;
+        match next {
+            Some((i, due)) if due <= now => {
+                // Possibly superseded meanwhile if we could not look: then
+                // the peer gets one hello more, which costs nothing.
+                let (_, bytes) = mine.swap_remove(i);
+                let counter = match sock.send_to(&bytes, group) {
+                    Ok(_) => &s.sent,
+                    Err(_) => &s.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((_, due)) => {
+                let wait = StdDuration::from_nanos(due - now);
+                std::thread::park_timeout(if took { wait } else { wait.min(BUSY_RETRY) });
+            }
+            None => std::thread::park_timeout(if took { IDLE_WAIT } else { BUSY_RETRY }),
         }
-        let (_, bytes) = q.hellos.swap_remove(i);
-        drop(q);
-        let counter = match sock.send_to(&bytes, group) {
-            Ok(_) => &s.sent,
-            Err(_) => &s.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        q = s.lock();
     }
 }
 
