@@ -307,7 +307,10 @@ some_active() {
 if [ -z "$assume" ]; then
     lab_wait "$wait_s" some_active || { state; tail -20 "$LAB_DIR/a.log" "$LAB_DIR/b.log"; die no-active "no unit became active within $wait_s s"; }
 fi
-start_traffic $((wait_s + after_kill + 30))
+# A soak keeps the probes running for all of it.
+soak_s=0
+[ -n "$soak" ] && soak_s=$(( ${soak%%:*} + ${soak##*:} ))
+start_traffic $((wait_s + after_kill + 30 + soak_s))
 if [ -n "$assume" ]; then
     active=$assume
     echo "== --assume-active $assume: not waiting for failover roles"
@@ -347,8 +350,15 @@ if [ -n "$soak" ]; then
     changes=$((roles_after - roles_before))
     grep -h "role " "$LAB_DIR/a.log" "$LAB_DIR/b.log" | tail -n "$changes" | sed 's/^/   /' || true
     alive=$(kill -0 "$cli_pid" 2>/dev/null && echo yes || echo no)
-    echo "RESULT_SOAK poll_ms=$eff_poll hold_ms=$eff_hold idle_s=$soak_idle load_s=$soak_load downloads_200MB=$downloads role_changes=$changes probes_alive=$alive"
-    [ "$changes" = 0 ] && exit 0 || exit 1
+    stop_traffic
+    # "client done: udp S sent E echoed, tcp S sent E echoed, ...": probes
+    # lost over the whole soak.
+    done_line=$(grep "client done" "$LAB_DIR/client.out" | tail -n 1)
+    echo "   probes: ${done_line:-no summary from the client}"
+    lost=$(sed -n 's/.*udp \([0-9]*\) sent \([0-9]*\) echoed, tcp \([0-9]*\) sent \([0-9]*\) echoed.*/\1 \2 \3 \4/p' <<<"$done_line" |
+        awk '{print ($1-$2) + ($3-$4)}')
+    echo "RESULT_SOAK poll_ms=$eff_poll hold_ms=$eff_hold idle_s=$soak_idle load_s=$soak_load downloads_200MB=$downloads role_changes=$changes probes_alive=$alive probes_lost=${lost:-na}"
+    [ "$changes" = 0 ] && [ "$alive" = yes ] && exit 0 || exit 1
 fi
 t_from=$($PY "$M" now)
 sleep 2
