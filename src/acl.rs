@@ -83,7 +83,7 @@ mod tests {
             name: name.into(),
             tap: name.into(),
             mac: "02:00:00:00:00:01".parse().unwrap(),
-            address: addr.parse().unwrap(),
+            address: Some(addr.parse().unwrap()),
             security_level: lvl,
             mtu: 1500,
             standby_address: None,

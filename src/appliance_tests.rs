@@ -432,3 +432,168 @@ fn shipped_appliance_toml_is_the_testkit_lab() {
     want.nat.swap(2, 3);
     assert_eq!(parsed, want);
 }
+
+// ---------------------------------------------------------------------------
+// Transparent mode.
+
+const BR_HOST: &str = "192.168.10.10";
+const BR_ROUTER: &str = "192.168.10.254";
+const BR_SERVER: &str = "192.168.10.80";
+
+impl Rig {
+    fn bridge() -> Rig {
+        Rig::with(bridge_config())
+    }
+    /// The host ARPs for the router and the router answers: the bridge
+    /// learns both (and floods the request).
+    fn bridge_neighbours(&mut self) {
+        self.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+        self.send(OUTSIDE, arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST));
+    }
+    fn mac_lines(&self) -> Vec<(String, String)> {
+        let Report::Mac(lines) = self.app.show(ShowWhat::Mac, self.now) else { panic!() };
+        lines.into_iter().map(|l| (l.interface, l.mac)).collect()
+    }
+}
+
+#[test]
+fn transparent_starts_silent_and_bridges_arp_by_mac() {
+    let mut app = Appliance::new(bridge_config(), T0, Box::new(SeededRng::new(1)));
+    assert!(app.poll_output().is_none(), "no address, no gratuitous ARP");
+    let mut r = Rig::bridge();
+    let req = arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER);
+    let out = r.send(INSIDE, req.clone());
+    let ports: Vec<IfIndex> = out.iter().map(|(p, _)| *p).collect();
+    assert_eq!(ports, vec![OUTSIDE, DMZ], "a broadcast floods every other port");
+    assert!(out.iter().all(|(_, f)| f[..] == req.as_ref()[..]), "unchanged");
+    let reply = arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST);
+    let out = r.send(OUTSIDE, reply.clone());
+    assert_eq!(out, vec![(INSIDE, reply.as_ref().to_vec())], "a known unicast goes to its port only");
+    assert_eq!(
+        r.mac_lines(),
+        vec![
+            ("inside".to_string(), "02:00:00:00:01:0a".to_string()),
+            ("outside".to_string(), "02:00:00:00:02:fe".to_string())
+        ]
+    );
+    let ev = &r.app.counters().events;
+    assert_eq!((ev.macs_learned, ev.frames_flooded, ev.frames_forwarded), (2, 1, 1));
+    // Same segment: the destination is on the port the frame came from.
+    let out = r.send(INSIDE, arp(arpw::REPLY, HOST_MAC, [2, 0, 0, 0, 1, 11], "192.168.10.11", HOST_MAC, BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::SameInterface), 1);
+}
+
+#[test]
+fn transparent_tcp_passes_unchanged_through_conntrack_and_policy() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let syn = tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, "198.51.100.80", 80, 1000, 0, "S", b"");
+    let out = r.send(INSIDE, syn.clone());
+    assert_eq!(out, vec![(OUTSIDE, syn.as_ref().to_vec())], "no NAT, no TTL decrement, no MAC rewrite");
+    let sa = tcp(ROUTER_MAC, HOST_MAC, "198.51.100.80", 80, BR_HOST, 50000, 9000, 1001, "SA", b"");
+    let out = r.send(OUTSIDE, sa.clone());
+    assert_eq!(out, vec![(INSIDE, sa.as_ref().to_vec())]);
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, "198.51.100.80", 80, 1001, 9001, "A", b""));
+    let Report::Conn(c) = r.app.show(ShowWhat::Conn, r.now) else { panic!() };
+    assert_eq!((c.in_use, c.conns[0].from_if.as_str(), c.conns[0].to_if.as_str()), (1, "inside", "outside"));
+    // Still a stateful firewall: out-of-window, no SYN, and policy.
+    let out =
+        r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, "198.51.100.80", 80, BR_HOST, 50000, 99_000_000, 1001, "A", b"x"));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::TcpOutOfWindow), 1);
+    let out = r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, "198.51.100.7", 3333, BR_HOST, 22, 1, 0, "S", b""));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::AclDeny), 1);
+    // TTL 1 passes a bridge as it is; a ping the outside ACL permits.
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], [2, 0, 0, 0, 1, 20], "192.168.10.20", [0; 6], BR_ROUTER));
+    let ping = ping(ROUTER_MAC, [2, 0, 0, 0, 1, 20], BR_ROUTER, "192.168.10.20", 9, 1, 1);
+    let out = r.send(OUTSIDE, ping.clone());
+    assert_eq!(out, vec![(INSIDE, ping.as_ref().to_vec())]);
+    assert_eq!(seen(&out[0].1).ttl, 1);
+    assert_eq!(r.dropped(DropReason::TtlExpired), 0);
+    // Inside -> dmz (100 -> 50) passes; dmz -> inside needs an ACL.
+    r.send(DMZ, arp(arpw::REQUEST, [0xff; 6], SERVER_MAC, BR_SERVER, [0; 6], BR_HOST));
+    let out = r.send(INSIDE, udp(HOST_MAC, SERVER_MAC, BR_HOST, 5000, BR_SERVER, 53, b"q"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, DMZ);
+    let out = r.send(DMZ, udp(SERVER_MAC, HOST_MAC, BR_SERVER, 6000, BR_HOST, 53, b"q"));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::SecurityLevel), 1);
+}
+
+#[test]
+fn transparent_unknown_destination_mac_is_probed_not_flooded() {
+    let mut r = Rig::bridge();
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    // The router's MAC is unknown (its ARP cache outlived our MAC table).
+    let q = udp(HOST_MAC, ROUTER_MAC, BR_HOST, 40000, BR_ROUTER, 53, b"query");
+    let out = r.send(INSIDE, q.clone());
+    assert_eq!(r.dropped(DropReason::MacUnknown), 1);
+    assert_eq!(out.len(), 2, "a probe out of each other port");
+    for ((port, f), mac) in out.iter().zip([FW_OUT_MAC, FW_DMZ_MAC]) {
+        assert_ne!(*port, INSIDE);
+        let a = &f[14..];
+        assert_eq!((&f[6..12], be16(a, arpw::OPER)), (&mac[..], arpw::REQUEST));
+        assert_eq!((be32(a, arpw::SPA), be32(a, arpw::TPA)), (0, u32::from(ip(BR_ROUTER))), "RFC 5227 probe");
+    }
+    assert_eq!(r.app.conn_count(), 0);
+    // The router answers the probe (to our MAC): learned, not passed on.
+    let out = r.send(OUTSIDE, arp(arpw::REPLY, FW_OUT_MAC, ROUTER_MAC, BR_ROUTER, FW_OUT_MAC, "0.0.0.0"));
+    assert!(out.is_empty());
+    // The retransmission passes.
+    let out = r.send(INSIDE, q.clone());
+    assert_eq!(out, vec![(OUTSIDE, q.as_ref().to_vec())]);
+}
+
+#[test]
+fn transparent_drops_what_it_does_not_bridge() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let mut v6 = udp(HOST_MAC, ROUTER_MAC, BR_HOST, 1, BR_ROUTER, 2, b"").as_ref().to_vec();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut lldp = v6.clone();
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+    let to_us = udp(HOST_MAC, FW_IN_MAC, BR_HOST, 1, BR_ROUTER, 2, b"");
+    let bcast = udp(HOST_MAC, [0xff; 6], BR_HOST, 68, "255.255.255.255", 67, b"dhcp");
+    for f in [FrameBuf::from_slice(&v6), FrameBuf::from_slice(&lldp), to_us, bcast] {
+        assert!(r.send(INSIDE, f).is_empty());
+    }
+    for d in [DropReason::Ipv6, DropReason::UnknownEthertype, DropReason::ToSelf, DropReason::L3Broadcast] {
+        assert_eq!(r.dropped(d), 1, "{}", d.name());
+    }
+}
+
+#[test]
+fn transparent_mac_aging_leaves_live_flows_on_their_side() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let srv = "198.51.100.80";
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, srv, 80, 1000, 0, "S", b""));
+    r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, srv, 80, BR_HOST, 50000, 9000, 1001, "SA", b""));
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, srv, 80, 1001, 9001, "A", b""));
+    // Five minutes of silence from the host, the router keeps talking.
+    r.advance(Duration::from_secs(200));
+    r.send(OUTSIDE, arp(arpw::REQUEST, [0xff; 6], ROUTER_MAC, BR_ROUTER, [0; 6], "192.168.10.99"));
+    r.advance(Duration::from_secs(101));
+    assert_eq!(r.mac_lines(), vec![("outside".to_string(), "02:00:00:00:02:fe".to_string())]);
+    assert_eq!(r.app.counters().events.macs_aged, 1);
+    // The connection remembers the host's side.
+    let a = tcp(ROUTER_MAC, HOST_MAC, srv, 80, BR_HOST, 50000, 9001, 1001, "AP", b"late");
+    let out = r.send(OUTSIDE, a.clone());
+    assert_eq!(out, vec![(INSIDE, a.as_ref().to_vec())]);
+}
+
+#[test]
+fn transparent_reload_refuses_a_mode_change() {
+    let mut r = Rig::bridge();
+    let e = r.app.handle_command(Command::Reload(Box::new(lab_config())), r.now);
+    assert_eq!(e, Err(CommandError::ModeChanged));
+    let mut cfg = bridge_config();
+    cfg.timeouts.mac = Duration::from_secs(10);
+    assert_eq!(r.app.handle_command(Command::Reload(Box::new(cfg)), r.now), Ok(()));
+    r.bridge_neighbours();
+    r.drain();
+    r.advance(Duration::from_secs(12));
+    assert!(r.mac_lines().is_empty(), "the new aging time applies");
+}

@@ -44,6 +44,7 @@ drop_reasons! {
     TtlExpired = "ttl-expired" : "route", "TTL reached zero; ICMP time exceeded sent";
     NoRoute = "no-route" : "route", "no route to the destination";
     SameInterface = "same-interface" : "route", "would leave by the interface it came in on";
+    MacUnknown = "mac-unknown" : "bridge", "new flow to a MAC the bridge has not learned; an ARP probe was sent";
     MtuExceeded = "mtu-exceeded" : "route", "larger than the egress MTU";
     L3Broadcast = "ipv4-broadcast" : "l3", "IPv4 broadcast or multicast, which the appliance does not route";
     ToSelf = "to-self" : "local", "addressed to the appliance, no service there";

@@ -14,10 +14,12 @@ pub enum ShowWhat {
     Interface,
     Counters,
     Failover,
+    Mac,
 }
 
 impl ShowWhat {
-    pub const NAMES: &'static [&'static str] = &["conn", "xlate", "arp", "route", "interface", "counters", "failover"];
+    pub const NAMES: &'static [&'static str] =
+        &["conn", "xlate", "arp", "route", "interface", "counters", "failover", "mac"];
     pub fn parse(s: &str) -> Option<ShowWhat> {
         Some(match s {
             "conn" => ShowWhat::Conn,
@@ -27,6 +29,7 @@ impl ShowWhat {
             "interface" => ShowWhat::Interface,
             "counters" => ShowWhat::Counters,
             "failover" => ShowWhat::Failover,
+            "mac" => ShowWhat::Mac,
             _ => return None,
         })
     }
@@ -89,6 +92,16 @@ pub struct ArpLine {
     pub mac: String,
     pub age_s: u64,
     pub state: String,
+}
+
+/// A MAC table entry (transparent mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct MacLine {
+    pub interface: String,
+    pub mac: String,
+    /// Seconds since a frame from the station (or since the takeover that
+    /// adopted the entry).
+    pub age_s: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -176,6 +189,7 @@ pub enum Report {
     Interface(Vec<InterfaceLine>),
     Counters(CountersReport),
     Failover(FailoverReport),
+    Mac(Vec<MacLine>),
 }
 
 impl Report {
@@ -188,6 +202,7 @@ impl Report {
             Report::Interface(r) => serde_json::to_value(r),
             Report::Counters(r) => serde_json::to_value(r),
             Report::Failover(r) => serde_json::to_value(r),
+            Report::Mac(r) => serde_json::to_value(r),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -235,6 +250,12 @@ impl Report {
             Report::Arp(lines) => {
                 for a in lines {
                     let _ = writeln!(s, "  {} {} {} {} {}", a.interface, a.ip, a.mac, a.age_s, a.state);
+                }
+            }
+            Report::Mac(lines) => {
+                let _ = writeln!(s, "  {:<12} {:<17}  age", "interface", "mac address");
+                for m in lines {
+                    let _ = writeln!(s, "  {:<12} {:<17}  {} s", m.interface, m.mac, m.age_s);
                 }
             }
             Report::Route(lines) => {

@@ -158,8 +158,12 @@ fn canonical_text(cfg: &Config) -> String {
         "mode",
         &match mode {
             Mode::Routed => "routed",
+            Mode::Transparent => "transparent",
         },
     );
+    // Settings that only act in transparent mode are hashed only there, so a
+    // routed pair's hash stays what it was before transparent mode existed.
+    let transparent = *mode == Mode::Transparent;
 
     kv("interfaces", &interfaces.len());
     for (i, itf) in interfaces.iter().enumerate() {
@@ -168,7 +172,7 @@ fn canonical_text(cfg: &Config) -> String {
         kv(" name", &text(name));
         kv(" tap", &text(tap));
         kv(" mac", mac);
-        kv(" address", address);
+        kv(" address", &opt(address.as_ref().map(|a| a as &dyn fmt::Display)));
         kv(" security_level", security_level);
         kv(" mtu", mtu);
         kv(" standby_address", &opt(standby_address.as_ref().map(|a| a as &dyn fmt::Display)));
@@ -239,6 +243,7 @@ fn canonical_text(cfg: &Config) -> String {
         icmp,
         arp,
         fragment,
+        mac,
     } = timeouts;
     kv("timeout tcp_syn", &us(*tcp_syn));
     kv("timeout tcp_established", &us(*tcp_established));
@@ -250,12 +255,18 @@ fn canonical_text(cfg: &Config) -> String {
     kv("timeout icmp", &us(*icmp));
     kv("timeout arp", &us(*arp));
     kv("timeout fragment", &us(*fragment));
+    if transparent {
+        kv("timeout mac", &us(*mac));
+    }
 
-    let Limits { max_conns, arp_queue, max_fragments, icmp_rate } = limits;
+    let Limits { max_conns, arp_queue, max_fragments, icmp_rate, max_macs } = limits;
     kv("limit max_conns", max_conns);
     kv("limit arp_queue", arp_queue);
     kv("limit max_fragments", max_fragments);
     kv("limit icmp_rate", icmp_rate);
+    if transparent {
+        kv("limit max_macs", max_macs);
+    }
 
     match failover {
         None => kv("failover", &"none"),
@@ -390,6 +401,7 @@ struct TimeoutsDto {
     icmp: Option<S<IntOrStr>>,
     arp: Option<S<IntOrStr>>,
     fragment: Option<S<IntOrStr>>,
+    mac: Option<S<IntOrStr>>,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +411,7 @@ struct LimitsDto {
     arp_queue: Option<S<i64>>,
     max_fragments: Option<S<i64>>,
     icmp_rate: Option<S<i64>>,
+    max_macs: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -656,10 +669,10 @@ impl Checker<'_> {
 
     fn check(&mut self, dto: &FileDto) -> Config {
         let (hostname, mode, control_socket) = self.appliance(dto.appliance.as_ref());
-        let ifs = self.interfaces(&dto.interface, dto.failover.is_some());
-        let routes = self.routes(&ifs, &dto.route);
+        let ifs = self.interfaces(&dto.interface, dto.failover.is_some(), mode);
+        let routes = self.routes(&ifs, &dto.route, mode);
         let acls = self.acls(&ifs, &dto.acl);
-        let nat = self.nat(&ifs, &dto.nat);
+        let nat = self.nat(&ifs, &dto.nat, mode);
         let timeouts = self.timeouts(dto.timeouts.as_ref());
         let limits = self.limits(dto.limits.as_ref());
         self.standby_conflicts(&ifs, dto);
@@ -700,9 +713,9 @@ impl Checker<'_> {
         if let Some(m) = &dto.mode {
             match m.get_ref().as_str() {
                 "routed" => mode = Mode::Routed,
-                "transparent" => self.error_at(m, "transparent mode is not supported yet; use mode = \"routed\""),
+                "transparent" => mode = Mode::Transparent,
                 other => {
-                    let msg = format!("unknown mode \"{other}\"; use mode = \"routed\"");
+                    let msg = format!("unknown mode \"{other}\"; use mode = \"routed\" or mode = \"transparent\"");
                     self.error_at(m, msg);
                 }
             }
@@ -721,12 +734,16 @@ impl Checker<'_> {
     }
 
     /// `failover`: whether the file has a [failover] section, which makes
-    /// standby_address required rather than refused.
-    fn interfaces(&mut self, dtos: &[S<InterfaceDto>], failover: bool) -> Ifaces {
+    /// standby_address required rather than refused (routed mode; in
+    /// transparent mode interfaces have neither address).
+    fn interfaces(&mut self, dtos: &[S<InterfaceDto>], failover: bool, mode: Mode) -> Ifaces {
+        let transparent = mode == Mode::Transparent;
         let mut ifs =
             Ifaces { names: Vec::new(), nets: Vec::new(), taps: Vec::new(), cfgs: Vec::new(), standby: Vec::new() };
         if dtos.is_empty() {
             self.error(0, "no [[interface]] is defined; the appliance needs at least one");
+        } else if transparent && dtos.len() < 2 {
+            self.error(dtos[0].span().start, "transparent mode bridges interfaces: define at least two [[interface]]");
         }
         if dtos.len() > 255 {
             let msg = format!("{} interfaces are defined; at most 255 are supported", dtos.len());
@@ -800,7 +817,18 @@ impl Checker<'_> {
                 Some(mac)
             });
 
-            let address = self.need(&d.address, "address", &section, at).and_then(|a| self.if_address(a, &ifs));
+            // Outer None: an error. Inner None: no address (transparent mode).
+            let address: Option<Option<Ipv4Net>> = match (&d.address, transparent) {
+                (Some(a), true) => {
+                    let msg = "transparent mode: interfaces have no address (the bridge forwards by MAC and keeps every address); remove it";
+                    self.error_at(a, msg);
+                    None
+                }
+                (None, true) => Some(None),
+                (_, false) => {
+                    self.need(&d.address, "address", &section, at).and_then(|a| self.if_address(a, &ifs)).map(Some)
+                }
+            };
 
             let level = self
                 .need(&d.security_level, "security_level", &section, at)
@@ -813,6 +841,11 @@ impl Checker<'_> {
 
             // Outer None: an error. Inner None: no standby address (no failover).
             let standby: Option<Option<Ipv4Addr>> = match (&d.standby_address, failover) {
+                (Some(v), _) if transparent => {
+                    self.error_at(v, "transparent mode: interfaces have no address, so no standby_address either; remove it");
+                    None
+                }
+                (None, _) if transparent => Some(None),
                 (None, false) => Some(None),
                 (Some(v), false) => {
                     self.error_at(v, "standby_address needs a [failover] section; remove it or add [failover]");
@@ -826,7 +859,7 @@ impl Checker<'_> {
                     None
                 }
                 (Some(v), true) => self.ipv4(v).and_then(|ip| {
-                    if address.is_some_and(|a| a.addr == ip) {
+                    if address.flatten().is_some_and(|a| a.addr == ip) {
                         let msg = format!(
                             "standby_address {ip} is this interface's own address; the standby unit needs an address of its own"
                         );
@@ -850,7 +883,7 @@ impl Checker<'_> {
             let monitor = d.monitor.as_ref().is_none_or(|v| *v.get_ref());
 
             ifs.names.push(name.clone().filter(|_| ok));
-            ifs.nets.push(address);
+            ifs.nets.push(address.flatten());
             ifs.taps.push(tap.clone());
             ifs.cfgs.push(match (name, tap, mac, address, level, mtu, standby) {
                 (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu), Some(standby_address))
@@ -922,10 +955,14 @@ impl Checker<'_> {
         Some(net)
     }
 
-    fn routes(&mut self, ifs: &Ifaces, dtos: &[S<RouteDto>]) -> Vec<RouteCfg> {
+    fn routes(&mut self, ifs: &Ifaces, dtos: &[S<RouteDto>], mode: Mode) -> Vec<RouteCfg> {
         let mut out = Vec::new();
         for sd in dtos {
             let at = sd.span().start;
+            if mode == Mode::Transparent {
+                self.error(at, "transparent mode has no routes (frames are bridged by MAC); remove this [[route]]");
+                continue;
+            }
             let d = sd.get_ref();
             let dest = self.need(&d.destination, "destination", "[[route]]", at).and_then(|v| self.prefix(v));
             let iface = self.need(&d.interface, "interface", "[[route]]", at).and_then(|v| self.resolve(ifs, v));
@@ -1105,7 +1142,13 @@ impl Checker<'_> {
         }
     }
 
-    fn nat(&mut self, ifs: &Ifaces, dtos: &[S<NatDto>]) -> Vec<NatRule> {
+    fn nat(&mut self, ifs: &Ifaces, dtos: &[S<NatDto>], mode: Mode) -> Vec<NatRule> {
+        if mode == Mode::Transparent {
+            for sd in dtos {
+                self.error(sd.span().start, "NAT is not available in transparent mode; remove this [[nat]]");
+            }
+            return Vec::new();
+        }
         #[derive(Clone, Copy, PartialEq)]
         enum Kind {
             DynamicPat,
@@ -1331,7 +1374,7 @@ impl Checker<'_> {
     fn timeouts(&mut self, dto: Option<&TimeoutsDto>) -> Timeouts {
         let mut t = Timeouts::default();
         let Some(d) = dto else { return t };
-        let fields: [(&str, &Option<S<IntOrStr>>, &mut Duration); 10] = [
+        let fields: [(&str, &Option<S<IntOrStr>>, &mut Duration); 11] = [
             ("tcp_syn", &d.tcp_syn, &mut t.tcp_syn),
             ("tcp_established", &d.tcp_established, &mut t.tcp_established),
             ("tcp_fin", &d.tcp_fin, &mut t.tcp_fin),
@@ -1342,6 +1385,7 @@ impl Checker<'_> {
             ("icmp", &d.icmp, &mut t.icmp),
             ("arp", &d.arp, &mut t.arp),
             ("fragment", &d.fragment, &mut t.fragment),
+            ("mac", &d.mac, &mut t.mac),
         ];
         for (key, v, slot) in fields {
             let Some(v) = v else { continue };
@@ -1629,11 +1673,12 @@ impl Checker<'_> {
         let mut l = Limits::default();
         let Some(d) = dto else { return l };
         let max = i64::from(u32::MAX);
-        let fields: [(&str, &Option<S<i64>>, &mut u32, i64); 4] = [
+        let fields: [(&str, &Option<S<i64>>, &mut u32, i64); 5] = [
             ("max_conns", &d.max_conns, &mut l.max_conns, 1),
             ("arp_queue", &d.arp_queue, &mut l.arp_queue, 0),
             ("max_fragments", &d.max_fragments, &mut l.max_fragments, 0),
             ("icmp_rate", &d.icmp_rate, &mut l.icmp_rate, 0),
+            ("max_macs", &d.max_macs, &mut l.max_macs, 1),
         ];
         for (key, v, slot, lo) in fields {
             if let Some(n) = v.as_ref().and_then(|v| self.int_in(v, key, lo, max)) {
@@ -1757,7 +1802,7 @@ security_level = 0
                 name: "inside".into(),
                 tap: "tw-inside".into(),
                 mac: Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]),
-                address: net("192.168.10.1/24"),
+                address: Some(net("192.168.10.1/24")),
                 security_level: 100,
                 mtu: 1500,
                 standby_address: None,
@@ -1765,10 +1810,10 @@ security_level = 0
             }
         );
         assert_eq!(c.interfaces[1].tap, "tw-outside");
-        assert_eq!(c.interfaces[1].address, net("203.0.113.1/24"));
+        assert_eq!(c.interfaces[1].address, Some(net("203.0.113.1/24")));
         assert_eq!(c.interfaces[1].security_level, 0);
         assert_eq!(c.interfaces[2].mac, Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x03]));
-        assert_eq!(c.interfaces[2].address, net("172.16.20.1/24"));
+        assert_eq!(c.interfaces[2].address, Some(net("172.16.20.1/24")));
         assert_eq!(c.interfaces[2].security_level, 50);
 
         let (inside, outside, dmz) = (IfIndex(0), IfIndex(1), IfIndex(2));
@@ -2158,16 +2203,66 @@ type = "port-forwad"
 
     #[test]
     fn appliance_errors() {
-        let text =
-            format!("[appliance]\nhostname = \"a/b\"\nmode = \"transparent\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
+        let text = format!("[appliance]\nhostname = \"a/b\"\nmode = \"bridge\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
         expect(
             &text,
             &[
                 ("2:12", "hostname \"a/b\" is not valid"),
-                ("3:8", "transparent mode is not supported yet"),
+                ("3:8", "unknown mode \"bridge\"; use mode = \"routed\" or mode = \"transparent\""),
                 ("4:18", "must be an absolute path"),
             ],
         );
+    }
+
+    /// IFS without addresses, in transparent mode: 13 lines, so text
+    /// appended to it starts on line 14.
+    fn transparent_ifs() -> String {
+        format!(
+            "[appliance]\nmode = \"transparent\"\n{}",
+            IFS.replace("address = \"192.168.10.1/24\"\n", "").replace("address = \"203.0.113.1/24\"\n", "")
+        )
+    }
+
+    #[test]
+    fn transparent_mode_parses() {
+        let text = format!(
+            "{}[[acl]]\ninterface = \"outside\"\nrules = [ {{ action = \"permit\", proto = \"icmp\" }} ]\n[timeouts]\nmac = \"10m\"\n[limits]\nmax_macs = 100\n",
+            transparent_ifs()
+        );
+        let c = ok(&text);
+        assert_eq!(c.mode, Mode::Transparent);
+        assert!(c.interfaces.iter().all(|i| i.address.is_none() && i.standby_address.is_none()));
+        assert!(c.routes.is_empty() && c.nat.is_empty());
+        assert_eq!(c.acls[1].as_ref().map(Vec::len), Some(1));
+        assert_eq!((c.timeouts.mac, c.limits.max_macs), (Duration::from_secs(600), 100));
+        // With [failover], no standby_address is needed (or allowed).
+        let fo = format!("{}{FO}", transparent_ifs());
+        assert!(ok(&fo).failover.is_some());
+        assert_eq!(Timeouts::default().mac, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn transparent_mode_errors() {
+        // Addresses, a standby address, a route and NAT have no place in a bridge.
+        let text = format!(
+            "[appliance]\nmode = \"transparent\"\n{}[[route]]\ndestination = \"0.0.0.0/0\"\ngateway = \"203.0.113.254\"\ninterface = \"outside\"\n[[nat]]\ntype = \"dynamic-pat\"\ninside = \"inside\"\noutside = \"outside\"\n[limits]\nmax_macs = 0\n",
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("7:11", "transparent mode: interfaces have no address"),
+                ("9:19", "transparent mode: interfaces have no address, so no standby_address either"),
+                ("15:11", "transparent mode: interfaces have no address"),
+                ("17:19", "no standby_address either"),
+                ("18:1", "transparent mode has no routes"),
+                ("22:1", "NAT is not available in transparent mode"),
+                ("27:12", "max_macs 0 is out of range; use 1 to"),
+            ],
+        );
+        // One interface is no bridge.
+        let one: String = transparent_ifs().lines().take(8).map(|l| format!("{l}\n")).collect();
+        expect(&one, &[("3:1", "transparent mode bridges interfaces: define at least two [[interface]]")]);
     }
 
     #[test]
@@ -2587,5 +2682,20 @@ mapped = "203.0.113.2"
         assert!(text.contains("\nfailover=on\n interface=3:fo0\n port=7340\n"), "{text}");
         assert!(!text.contains("fw-a") && !text.contains("169.254") && !text.contains("lab-failover-key"), "{text}");
         assert_eq!(failover_config_hash(&ok(LAB_PRIMARY)), 0x00ab_c1c1_77a9_7eaf);
+    }
+
+    #[test]
+    fn transparent_settings_hash_in_transparent_mode_only() {
+        let mac_timeout = |text: &str| format!("{text}[timeouts]\nmac = \"10m\"\n[limits]\nmax_macs = 7\n");
+        let routed = ok(&format!("{}{FO}", fo_ifs()));
+        let routed_mac = ok(&mac_timeout(&format!("{}{FO}", fo_ifs())));
+        assert_eq!(failover_config_hash(&routed), failover_config_hash(&routed_mac), "no effect, not hashed");
+        let bridged = ok(&format!("{}{FO}", transparent_ifs()));
+        let bridged_mac = ok(&mac_timeout(&format!("{}{FO}", transparent_ifs())));
+        assert_ne!(failover_config_hash(&bridged), failover_config_hash(&bridged_mac));
+        assert_ne!(failover_config_hash(&bridged), failover_config_hash(&routed));
+        let text = canonical_text(&bridged_mac);
+        assert!(text.starts_with("twinwall-config-hash/1\nmode=transparent\n"), "{text}");
+        assert!(text.contains("\n address=-\n") && text.contains("\nlimit max_macs=7\n"), "{text}");
     }
 }

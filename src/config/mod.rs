@@ -25,7 +25,12 @@ impl IfIndex {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// A layer-3 hop: interfaces have addresses, frames are routed.
     Routed,
+    /// A bump in the wire (ASA transparent mode): all interfaces form one
+    /// bridge, frames keep their MACs, addresses and TTL; the same ACLs,
+    /// security levels and connection tracking apply. No routes, no NAT.
+    Transparent,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,7 +91,9 @@ pub struct InterfaceCfg {
     pub name: String,
     pub tap: String,
     pub mac: Mac,
-    pub address: Ipv4Net,
+    /// The appliance's address and connected subnet: always `Some` in routed
+    /// mode, always `None` in transparent mode (the bridge has no address).
+    pub address: Option<Ipv4Net>,
     pub security_level: u8,
     pub mtu: u16,
     /// The standby unit's address on this interface (failover only).
@@ -155,6 +162,9 @@ pub struct Timeouts {
     pub icmp: Duration,
     pub arp: Duration,
     pub fragment: Duration,
+    /// MAC table entry lifetime since the station was last heard
+    /// (transparent mode).
+    pub mac: Duration,
 }
 
 impl Default for Timeouts {
@@ -170,6 +180,9 @@ impl Default for Timeouts {
             icmp: Duration::from_secs(10),
             arp: Duration::from_secs(4 * 3600),
             fragment: Duration::from_secs(30),
+            // ASA's `mac-address-table aging-time` default, and Linux's
+            // bridge ageing_time.
+            mac: Duration::from_secs(300),
         }
     }
 }
@@ -182,13 +195,17 @@ pub struct Limits {
     pub arp_queue: u32,
     /// First-fragment decisions remembered for the fragments that follow.
     pub max_fragments: u32,
-    /// ICMP errors the appliance sends per second, at most.
+    /// ICMP errors the appliance sends per second, at most (transparent
+    /// mode: ARP probes for unknown MACs, which have no ICMP to send).
     pub icmp_rate: u32,
+    /// MAC table entries (transparent mode); stations beyond this are not
+    /// learned (counted), so a flood of made-up source MACs cannot grow it.
+    pub max_macs: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_conns: 1_000_000, arp_queue: 256, max_fragments: 4096, icmp_rate: 100 }
+        Limits { max_conns: 1_000_000, arp_queue: 256, max_fragments: 4096, icmp_rate: 100, max_macs: 16_384 }
     }
 }
 

@@ -15,12 +15,15 @@
 //! | 0 or 6   | source as the responder sees it (address, port), if translated |
 //! | 0 or 6   | destination as the initiator addressed it... real (address, port), if translated |
 //! | 1        | state                                                        |
+//! | 0 or 2   | ingress and egress interface, if routing does not give them  |
 //! | 0, 8, 16 | TCP peers present: seqlo, max_win, wscale, state             |
 //! | 1-10     | bytes, LEB128                                                |
 //! | 1-5      | remaining lifetime in ms, LEB128 (relative: clocks differ)   |
 //!
 //! The reply key follows from the orig key and the translations; the
-//! interfaces follow from the routing table both units share; `seqhi` is
+//! interfaces follow from the routing table both units share, and travel
+//! only where it cannot give them (transparent mode has no routes: there
+//! they always travel; a routed flow that entered against its route); `seqhi` is
 //! rebuilt from `seqlo` and the window. A PAT'd UDP flow takes about 30
 //! bytes, an established PAT'd TCP flow about 50.
 //!
@@ -33,7 +36,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::Timeouts;
+use crate::config::{IfIndex, Timeouts};
 use crate::conntrack::table::flags;
 use crate::conntrack::tcp::{PeerState, TcpPeer};
 use crate::conntrack::{Conn, ConnState, KeyV4, Table};
@@ -53,16 +56,20 @@ mod shape {
     pub const DST_XLAT: u8 = 0x02;
     pub const TCP0: u8 = 0x04;
     pub const TCP1: u8 = 0x08;
-    /// Bits 4..7 carry the connection's NAT flags (PAT, SNAT, DNAT).
+    /// Bits 4..6 carry the connection's NAT flags (PAT, SNAT, DNAT).
     pub const NAT_SHIFT: u8 = 4;
+    pub const IFACES: u8 = 0x80;
 }
 
 pub struct ConnSync<'a> {
     pub ct: &'a mut Table<KeyV4>,
     /// Keys of connections removed here whose delete has not gone out yet.
     pub tombstones: &'a HashMap<u64, KeyV4>,
-    /// Both units route alike: a record's interfaces are looked up here.
+    /// Both units route alike: a record's interfaces are looked up here
+    /// unless it carries them.
     pub routes: &'a RouteTable,
+    /// Interfaces this unit has: a record naming another is malformed.
+    pub ports: usize,
     pub now: Instant,
 }
 
@@ -158,15 +165,21 @@ fn state_from_u8(v: u8) -> Option<ConnState> {
     }
 }
 
-/// Encode `c` as a record.
-pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
+/// Encode `c` as a record; its interfaces go along unless `routes` gives
+/// them.
+pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, out: &mut Vec<u8>) {
     let (o, r) = (c.key[0], c.key[1]);
+    let routed = routes.lookup(o.src).map(|h| h.iface) == Some(c.iface[0])
+        && routes.lookup(r.src).map(|h| h.iface) == Some(c.iface[1]);
     put_key(out, &o);
     // The reply key as the untranslated flow would have it.
     let src_x = (r.dst, r.dport) != (o.src, o.sport);
     let dst_x = (r.src, r.sport) != (o.dst, o.dport);
     let tcp = c.state == ConnState::Tcp;
     let mut sh = ((c.flags & NAT_FLAGS) << shape::NAT_SHIFT) | src_x as u8 | (dst_x as u8) << 1;
+    if !routed {
+        sh |= shape::IFACES;
+    }
     if tcp {
         sh |= shape::TCP0;
         if c.tcp[1].state != PeerState::Closed {
@@ -183,6 +196,9 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
         out.extend_from_slice(&r.sport.to_be_bytes());
     }
     out.push(c.state as u8);
+    if !routed {
+        out.extend_from_slice(&[c.iface[0].0, c.iface[1].0]);
+    }
     if tcp {
         put_peer(out, &c.tcp[0]);
         if sh & shape::TCP1 != 0 {
@@ -193,8 +209,8 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
     put_varint(out, c.expires.saturating_since(now).as_millis());
 }
 
-/// Decode a record; the interfaces come from `routes`.
-pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<KeyV4>> {
+/// Decode a record; the interfaces come from the record or from `routes`.
+pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) -> Option<Conn<KeyV4>> {
     let mut rd = Rd(b);
     let o = get_key(rd.take(KEY_LEN)?);
     let sh = rd.u8()?;
@@ -202,6 +218,7 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<K
     let (real_a, real_p) = if sh & shape::DST_XLAT != 0 { rd.endpoint()? } else { (o.dst, o.dport) };
     let r = KeyV4 { src: real_a, dst: mapped_a, sport: real_p, dport: mapped_p, proto: o.proto };
     let state = state_from_u8(rd.u8()?)?;
+    let ifaces = if sh & shape::IFACES != 0 { Some(rd.take(2).map(|b| [b[0], b[1]])?) } else { None };
     let mut tcp = [TcpPeer::default(); 2];
     if sh & shape::TCP0 != 0 {
         tcp[0] = rd.peer()?;
@@ -210,8 +227,11 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<K
     }
     let bytes = rd.varint()?;
     let left = rd.varint()?;
-    let in_if = routes.lookup(o.src)?.iface;
-    let out_if = routes.lookup(r.src)?.iface;
+    let (in_if, out_if) = match ifaces {
+        Some(b) if (b[0] as usize) < ports && (b[1] as usize) < ports => (IfIndex(b[0]), IfIndex(b[1])),
+        Some(_) => return None,
+        None => (routes.lookup(o.src)?.iface, routes.lookup(r.src)?.iface),
+    };
     Some(Conn {
         key: [o, r],
         iface: [in_if, out_if],
@@ -257,7 +277,7 @@ impl ReplicatedTable for ConnSync<'_> {
 
     fn encode(&self, id: u64, out: &mut Vec<u8>) -> Option<u32> {
         let slot = self.ct.slot_of_id(id)?;
-        encode_conn(self.ct.get(slot), self.now, out);
+        encode_conn(self.ct.get(slot), self.now, self.routes, out);
         Some(0)
     }
 
@@ -281,7 +301,9 @@ impl ReplicatedTable for ConnSync<'_> {
                 }
             }
             Op::Insert | Op::Update => {
-                let Some(mut theirs) = decode_conn(bytes, now, self.routes) else { return Merge::Malformed };
+                let Some(mut theirs) = decode_conn(bytes, now, self.routes, self.ports) else {
+                    return Merge::Malformed;
+                };
                 theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                 match self.ct.lookup(&theirs.key[0]) {
                     Some((slot, crate::conntrack::Dir::Orig)) if self.ct.get(slot).key[1] == theirs.key[1] => {
@@ -361,10 +383,10 @@ mod tests {
         let mut c = tcp_conn(1000);
         c.tcp[1] = TcpPeer { seqlo: 5000, seqhi: 5000 + 65535, max_win: 65535, wscale: 0, state: PeerState::SynSent };
         let mut b = vec![];
-        encode_conn(&c, Instant::from_millis(10_000), &mut b);
+        encode_conn(&c, Instant::from_millis(10_000), &routes(), &mut b);
         assert!(b.len() <= 13 + 1 + 6 + 1 + 16 + 2 + 3, "{} bytes", b.len());
         b.extend_from_slice(&[9, 9, 9]); // a newer unit's extra field
-        let d = decode_conn(&b, Instant::from_millis(50_000), &routes()).unwrap();
+        let d = decode_conn(&b, Instant::from_millis(50_000), &routes(), 3).unwrap();
         assert_eq!(d.key, c.key);
         assert_eq!(
             (d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale),
@@ -375,7 +397,7 @@ mod tests {
         assert_eq!(d.iface, [IfIndex(0), IfIndex(1)], "interfaces from the routing table");
         assert_eq!(d.expires, Instant::from_millis(70_000), "relative expiry re-based");
         for cut in 0..b.len() - 3 {
-            assert!(decode_conn(&b[..cut], Instant(0), &routes()).is_none(), "cut at {cut}");
+            assert!(decode_conn(&b[..cut], Instant(0), &routes(), 3).is_none(), "cut at {cut}");
         }
     }
 
@@ -383,21 +405,49 @@ mod tests {
     fn udp_pat_record_is_small_and_dnat_round_trips() {
         let k = KeyV4 { src: 0xc0a80a0a, dst: 0xc6336450, sport: 40000, dport: 53, proto: 17 };
         let r = KeyV4 { src: 0xc6336450, dst: 0xcb007101, sport: 53, dport: 5555, proto: 17 };
-        let c = Conn { key: [k, r], state: ConnState::Assured, flags: flags::PAT, ..Default::default() };
+        let c = Conn {
+            key: [k, r],
+            state: ConnState::Assured,
+            flags: flags::PAT,
+            iface: [IfIndex(0), IfIndex(1)],
+            ..Default::default()
+        };
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &mut b);
+        encode_conn(&c, Instant(0), &routes(), &mut b);
         assert!(b.len() <= 24, "{} bytes", b.len());
-        assert_eq!(decode_conn(&b, Instant(0), &routes()).unwrap().key, c.key);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().key, c.key);
         // Port forward: the destination is translated, the source is not.
         let k = KeyV4 { src: 0x08080808, dst: 0xcb007101, sport: 3333, dport: 8080, proto: 6 };
         let r = KeyV4 { src: 0xac10140a, dst: 0x08080808, sport: 80, dport: 3333, proto: 6 };
         let mut c = tcp_conn(1);
         c.key = [k, r];
         c.flags = flags::DNAT;
+        c.iface = [IfIndex(1), IfIndex(2)];
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &mut b);
-        let d = decode_conn(&b, Instant(0), &routes()).unwrap();
+        encode_conn(&c, Instant(0), &routes(), &mut b);
+        let d = decode_conn(&b, Instant(0), &routes(), 3).unwrap();
         assert_eq!((d.key, d.flags, d.iface), (c.key, flags::DNAT, [IfIndex(1), IfIndex(2)]));
+    }
+
+    #[test]
+    fn interfaces_travel_when_routing_cannot_give_them() {
+        let c = tcp_conn(1000);
+        let mut routed = vec![];
+        encode_conn(&c, Instant(0), &routes(), &mut routed);
+        // Transparent mode: no routes at all.
+        let none = RouteTable::default();
+        let mut b = vec![];
+        encode_conn(&c, Instant(0), &none, &mut b);
+        assert_eq!(b.len(), routed.len() + 2);
+        assert_eq!(decode_conn(&b, Instant(0), &none, 2).unwrap().iface, c.iface);
+        assert!(decode_conn(&b, Instant(0), &none, 1).is_none(), "interface 1 does not exist here");
+        assert!(decode_conn(&routed, Instant(0), &none, 2).is_none(), "no route, no interfaces");
+        // A routed flow that arrived against its route keeps its interfaces.
+        let mut odd = c;
+        odd.iface = [IfIndex(2), IfIndex(1)];
+        let mut b = vec![];
+        encode_conn(&odd, Instant(0), &routes(), &mut b);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().iface, odd.iface);
     }
 
     #[test]
@@ -427,14 +477,14 @@ mod tests {
         let id = src.id_of(slot);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, ports: 3, now };
             let mut w = BodyWriter::new(&mut body, 1300);
             w.push_versioned(KIND, Op::Insert, id, |b| s.encode(id, b)).unwrap();
         }
         let mut dst = Table::new(100, [2; 4]);
         let mut rep = Default::default();
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
+            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert_eq!(dst.len(), 1);
@@ -446,12 +496,12 @@ mod tests {
         tomb2.insert(id, key);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, ports: 3, now };
             let mut w = BodyWriter::new(&mut body, 1300);
             assert!(w.push_versioned(KIND, Op::Delete, id, |b| s.encode_delete(id, b)).unwrap());
         }
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
+            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert!(dst.is_empty());
