@@ -97,6 +97,7 @@ mod tests {
             routes: vec![],
             acls: vec![None, acl],
             nat: vec![],
+            bridge_groups: vec![],
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             failover: None,

@@ -30,6 +30,7 @@ use std::net::Ipv4Addr;
 
 use crate::acl::{self, Decision};
 use crate::arp::{self, ArpCache, Lookup, Pending};
+use crate::bridge::mac_table::Group;
 use crate::bridge::MacTable;
 use crate::config::types::proto;
 use crate::config::{Config, IfIndex, Ipv4Net, Mac};
@@ -175,9 +176,13 @@ pub struct Appliance {
     arp: ArpCache,
     /// Transparent mode's MAC table (empty in routed mode).
     macs: MacTable,
+    /// Each port's bridge group (transparent mode; all 0 in routed mode).
+    port_group: Vec<Group>,
+    /// Each connection's endpoint MACs by slot (transparent mode).
+    endpoints: crate::failover::conn_sync::Endpoints,
     next_mac_age: Instant,
     /// Stations the last aging removed, for replication (reused buffer).
-    aged_macs: Vec<Mac>,
+    aged_macs: Vec<(Group, Mac)>,
     frags: HashMap<FragKey, FragEntry, ahash::RandomState>,
     pool: Pool,
     out: VecDeque<Output>,
@@ -199,15 +204,18 @@ fn seed(rng: &mut dyn Entropy) -> [u64; 4] {
 
 /// The addresses and MACs a unit uses: the configured (virtual) ones when
 /// it is active or alone, the standby ones otherwise. In transparent mode a
-/// port has no address (0.0.0.0/32, which matches nothing we receive).
+/// port's address is its bridge group's management address, if it has one;
+/// else 0.0.0.0/32, which matches nothing we receive.
 fn ports_of(cfg: &Config, nat: &Nat, standby: bool) -> Vec<Port> {
     cfg.interfaces
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let net = c.address.unwrap_or(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32));
+            let group = cfg.bridge_groups.iter().find(|g| g.members.contains(&IfIndex(i as u8)));
+            let net = c.address.or(group.and_then(|g| g.address)).unwrap_or(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32));
             let (mac, addr, proxy) = if standby {
-                let addr = c.standby_address.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let sa = c.standby_address.or(group.and_then(|g| g.standby_address));
+                let addr = sa.unwrap_or(Ipv4Addr::UNSPECIFIED);
                 (crate::failover::standby_mac(c.mac), addr, Vec::new())
             } else {
                 (c.mac, net.addr, nat.proxy_arp_addrs(IfIndex(i as u8)))
@@ -215,6 +223,24 @@ fn ports_of(cfg: &Config, nat: &Nat, standby: bool) -> Vec<Port> {
             Port { mac, addr: addr.into(), net, mtu: c.mtu, proxy }
         })
         .collect()
+}
+
+/// Each interface's bridge group index (0 outside transparent mode).
+fn port_groups(cfg: &Config) -> Vec<Group> {
+    (0..cfg.interfaces.len())
+        .map(|i| {
+            let g = cfg.bridge_groups.iter().position(|g| g.members.contains(&IfIndex(i as u8)));
+            g.unwrap_or(0) as Group
+        })
+        .collect()
+}
+
+/// The configured static stations, keyed for the MAC table.
+fn static_macs(cfg: &Config) -> impl Iterator<Item = (Group, Mac, IfIndex)> + '_ {
+    cfg.bridge_groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, bg)| bg.static_macs.iter().map(move |&(mac, port)| (g as Group, mac, port)))
 }
 
 fn if_addrs(cfg: &Config) -> Vec<u32> {
@@ -243,13 +269,15 @@ impl Appliance {
         let nat = Nat::new(&cfg.nat, if_addrs(&cfg));
         let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
         let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
-        let macs = MacTable::new(cfg.limits.max_macs as usize, cfg.timeouts.mac, seed(rng.as_mut()));
+        let mut macs = MacTable::new(cfg.limits.max_macs as usize, cfg.timeouts.mac, seed(rng.as_mut()));
+        macs.set_static(static_macs(&cfg), now);
         let frags = HashMap::with_hasher({
             let s = seed(rng.as_mut());
             ahash::RandomState::with_seeds(s[0], s[1], s[2], s[3])
         });
         let mut app = Appliance {
             ports: ports_of(&cfg, &nat, ha.is_some()),
+            port_group: port_groups(&cfg),
             ha,
             routes: RouteTable::from_config(&cfg),
             acl_hits: acl_hits_for(&cfg),
@@ -260,6 +288,7 @@ impl Appliance {
             nat,
             arp,
             macs,
+            endpoints: Vec::new(),
             next_mac_age: now,
             aged_macs: Vec::new(),
             frags,
@@ -308,7 +337,8 @@ impl Appliance {
     /// learn where we are; in transparent mode, the switch refresh.
     fn announce(&mut self) {
         if self.bridged() {
-            return self.mac_refresh();
+            self.mac_refresh();
+            return;
         }
         for i in 0..self.ports.len() {
             let p = self.ports[i].clone();
@@ -609,7 +639,7 @@ impl Appliance {
             real.dport = p;
         }
         let egress = if self.bridged() {
-            match self.bridge_egress(&buf, &d) {
+            match self.bridge_egress(port, &buf, &d) {
                 Some(p) => p,
                 None => {
                     self.mac_probe(port, real.dst);
@@ -681,6 +711,9 @@ impl Appliance {
                 return self.drop_frame(port, buf, r);
             }
         };
+        if self.bridged() {
+            self.note_endpoints(slot, &buf);
+        }
         // Embryonic TCP is not replicated: a half-open connection lost in a
         // failover costs a SYN retransmission, while replicating every SYN
         // would let a SYN flood fill the failover link. UDP and ICMP go now.
@@ -729,7 +762,7 @@ impl Appliance {
     /// leaves unchanged by the port its destination MAC is behind.
     fn forward(&mut self, port: IfIndex, mut buf: FrameBuf, d: &mut PacketDesc, target: KeyV4, now: Instant) {
         let (out, next_hop) = if self.bridged() {
-            let Some(out) = self.bridge_egress(&buf, d) else {
+            let Some(out) = self.bridge_egress(port, &buf, d) else {
                 return self.drop_frame(port, buf, DropReason::MacUnknown);
             };
             if out == port {
@@ -927,6 +960,13 @@ impl Appliance {
                 self.ct.set_max(cfg.limits.max_conns);
                 self.arp.set_limits(cfg.limits.arp_queue as usize, cfg.timeouts.arp);
                 self.macs.set_limits(cfg.limits.max_macs as usize, cfg.timeouts.mac);
+                let groups = port_groups(&cfg);
+                if groups != self.port_group {
+                    // Stations were learned per group: regrouped ports start afresh.
+                    self.macs.clear();
+                    self.port_group = groups;
+                }
+                self.macs.set_static(static_macs(&cfg), _now);
                 self.cfg = *cfg;
                 self.counters.events.reloads += 1;
                 self.announce();
@@ -1096,10 +1136,12 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                 .entries()
                 .into_iter()
                 .take(SHOW_MAX_LINES)
-                .map(|(mac, e)| show::MacLine {
+                .map(|((g, mac), e)| show::MacLine {
+                    bridge_group: app.cfg.bridge_groups.get(g as usize).map_or_else(String::new, |b| b.name.clone()),
                     interface: name(e.port),
                     mac: mac.to_string(),
-                    age_s: now.saturating_since(e.seen).as_secs(),
+                    kind: if e.fixed { "static" } else { "dynamic" }.into(),
+                    age_s: if e.fixed { 0 } else { now.saturating_since(e.seen).as_secs() },
                 })
                 .collect(),
         ),

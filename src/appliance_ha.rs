@@ -186,7 +186,9 @@ impl Appliance {
             self.ports = ports_of(&self.cfg, &self.nat, false);
             // Every station the peer knew was just heard, as far as we know.
             self.macs.adopt(now);
+            let refresh_before = self.counters.events.mac_refresh_sent;
             self.announce();
+            let refreshed = self.counters.events.mac_refresh_sent - refresh_before;
             // Re-confirm every next hop we inherited: a neighbour that
             // changed its MAC since the peer learned it answers, and
             // switches see us on the way.
@@ -211,13 +213,20 @@ impl Appliance {
                 first_forward_us: None,
             };
             detail = format!(
-                "takeover {:?}: {} connections, {} ARP entries, {} MAC entries; {} us since the last hello",
+                "takeover {:?}: {} connections, {} ARP entries; {} us since the last hello",
                 t.takeover,
                 self.ct.len(),
                 self.arp.entries().len(),
-                self.macs.len(),
                 detect
             );
+            if self.bridged() {
+                detail += &format!(
+                    "; {} MAC entries; switch refresh: {refreshed} frames (repeated {} times, {} ms apart)",
+                    self.macs.len(),
+                    GARP_ROUNDS - 1,
+                    GARP_SPACING.as_millis()
+                );
+            }
             ha.last_takeover = Some(b);
         } else if t.leaves_active() || (t.to != State::Active && ha.active) {
             ha.active = false;
@@ -279,10 +288,11 @@ impl Appliance {
                     tombstones: &ha.tombstones,
                     routes: &self.routes,
                     ports: self.ports.len(),
+                    endpoints: &mut self.endpoints,
                     now,
                 };
                 let mut asy = ArpSync { arp: &mut self.arp };
-                let mut ms = MacSync { macs: &mut self.macs, ports: self.ports.len() };
+                let mut ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
                 let tables: &mut [&mut dyn ReplicatedTable] = &mut [&mut cs, &mut asy, &mut ms];
                 if apply_body(&d.body, tables, now, &mut report).is_err() {
                     ha.count("ha-body-malformed");
@@ -315,13 +325,14 @@ impl Appliance {
                 tombstones: &ha.tombstones,
                 routes: &self.routes,
                 ports: self.ports.len(),
+                endpoints: &mut self.endpoints,
                 now,
             };
             ha.outbox.mark_all(&cs, now);
         }
         let asy = ArpSync { arp: &mut self.arp };
         ha.outbox.mark_all(&asy, now);
-        let ms = MacSync { macs: &mut self.macs, ports: self.ports.len() };
+        let ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
         ha.outbox.mark_all(&ms, now);
         ha.bulk_end_pending = true;
     }
@@ -349,11 +360,12 @@ impl Appliance {
                     tombstones: &ha.tombstones,
                     routes: &self.routes,
                     ports: self.ports.len(),
+                    endpoints: &mut self.endpoints,
                     now,
                 };
                 let arp = &mut self.arp;
                 let asy = ArpSync { arp };
-                let ms = MacSync { macs: &mut self.macs, ports: self.ports.len() };
+                let ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
                 ha.outbox.fill(&mut w, |k| match k {
                     conn_sync::KIND => Some(&cs as &dyn ReplicatedTable),
                     crate::failover::arp_sync::KIND => Some(&asy as &dyn ReplicatedTable),

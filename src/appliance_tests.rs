@@ -597,3 +597,88 @@ fn transparent_reload_refuses_a_mode_change() {
     r.advance(Duration::from_secs(12));
     assert!(r.mac_lines().is_empty(), "the new aging time applies");
 }
+
+/// Two groups: inside and outside, with a management address, a static
+/// station, LLDP permitted and BPDUs dropped; and dmz alone (a config file
+/// needs two members per group, the core takes what it is given).
+fn two_groups() -> Config {
+    let mut c = bridge_config();
+    c.bridge_groups[0].members = vec![INSIDE, OUTSIDE];
+    c.bridge_groups[0].address = Some("192.168.10.5/24".parse().unwrap());
+    c.bridge_groups[0].static_macs = vec![(Mac(SERVER_MAC), OUTSIDE)];
+    c.bridge_groups[0].ethertypes = vec![0x88cc];
+    c.bridge_groups[0].bpdu_forward = false;
+    let mut dmz = c.bridge_groups[0].clone();
+    dmz.name = "bg2".into();
+    dmz.members = vec![DMZ];
+    dmz.address = None;
+    dmz.static_macs.clear();
+    c.bridge_groups.push(dmz);
+    c
+}
+
+#[test]
+fn transparent_management_address_answers_arp_and_ping_and_sources_probes() {
+    let mut r = Rig::with(two_groups());
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], "192.168.10.5"));
+    assert_eq!(out.len(), 1, "answered, not flooded");
+    let a = &out[0].1[14..];
+    assert_eq!((be16(a, arpw::OPER), &a[arpw::SHA]), (arpw::REPLY, &FW_IN_MAC[..]));
+    let out = r.send(INSIDE, ping(HOST_MAC, FW_IN_MAC, BR_HOST, "192.168.10.5", 7, 1, 64));
+    let s = seen(&out[0].1);
+    assert_eq!((out[0].0, s.src, s.dst, s.icmp_type), (INSIDE, ip("192.168.10.5"), ip(BR_HOST), Some(0)));
+    // Other IPv4 to our MAC has no service here.
+    assert!(r.send(INSIDE, udp(HOST_MAC, FW_IN_MAC, BR_HOST, 1, "192.168.10.6", 2, b"")).is_empty());
+    assert_eq!(r.dropped(DropReason::ToSelf), 1);
+    // A probe for an unknown MAC comes from the management address, within the group.
+    let out = r.send(INSIDE, udp(HOST_MAC, ROUTER_MAC, BR_HOST, 40000, BR_ROUTER, 53, b"q"));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].0, be32(&out[0].1[14..], arpw::SPA)), (OUTSIDE, u32::from(ip("192.168.10.5"))));
+}
+
+#[test]
+fn transparent_groups_static_entries_and_l2_policy() {
+    let mut r = Rig::with(two_groups());
+    // A broadcast floods its own group only: inside -> outside, not dmz.
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    assert_eq!(out.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![OUTSIDE]);
+    // The DMZ group is a bridge of one: nothing leaves it.
+    assert!(r
+        .send(DMZ, arp(arpw::REQUEST, [0xff; 6], [2, 0, 0, 0, 3, 11], "192.168.10.81", [0; 6], BR_HOST))
+        .is_empty());
+    // The server is pinned to outside: heard inside, it is dropped.
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], SERVER_MAC, BR_SERVER, [0; 6], BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::MacStaticConflict), 1);
+    // Unicast to the static station goes out its interface.
+    let f = arp(arpw::REPLY, SERVER_MAC, HOST_MAC, BR_HOST, SERVER_MAC, BR_SERVER);
+    assert_eq!(r.send(INSIDE, f).iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![OUTSIDE]);
+    // LLDP is on the group's list; STP BPDUs are dropped; IPv6 is not listed.
+    let mut l2 =
+        arp(arpw::REQUEST, [0x01, 0x80, 0xc2, 0, 0, 0x0e], HOST_MAC, BR_HOST, [0; 6], BR_HOST).as_ref().to_vec();
+    l2[12..14].copy_from_slice(&[0x88, 0xcc]);
+    assert_eq!(r.send(INSIDE, FrameBuf::from_slice(&l2)).len(), 1);
+    l2[..6].copy_from_slice(&[0x01, 0x80, 0xc2, 0, 0, 0]);
+    l2[12..14].copy_from_slice(&[0x00, 0x26]);
+    assert!(r.send(INSIDE, FrameBuf::from_slice(&l2)).is_empty());
+    assert_eq!(r.dropped(DropReason::Bpdu), 1);
+    let Report::Mac(lines) = r.app.show(ShowWhat::Mac, r.now) else { panic!() };
+    let server = lines.iter().find(|l| l.mac == "02:00:00:00:03:0a").unwrap();
+    assert_eq!(
+        (server.kind.as_str(), server.interface.as_str(), server.bridge_group.as_str()),
+        ("static", "outside", "bg1")
+    );
+}
+
+#[test]
+fn transparent_full_mac_table_drops_new_stations() {
+    let mut cfg = bridge_config();
+    cfg.limits.max_macs = 1;
+    let mut r = Rig::with(cfg);
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    let out = r.send(OUTSIDE, arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::MacTableFull), 1);
+    // The known station still passes.
+    assert_eq!(r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER)).len(), 2);
+}

@@ -19,7 +19,7 @@ pub enum ShowWhat {
 
 impl ShowWhat {
     pub const NAMES: &'static [&'static str] =
-        &["conn", "xlate", "arp", "route", "interface", "counters", "failover", "mac"];
+        &["conn", "xlate", "arp", "route", "interface", "counters", "failover", "mac-address-table"];
     pub fn parse(s: &str) -> Option<ShowWhat> {
         Some(match s {
             "conn" => ShowWhat::Conn,
@@ -29,7 +29,7 @@ impl ShowWhat {
             "interface" => ShowWhat::Interface,
             "counters" => ShowWhat::Counters,
             "failover" => ShowWhat::Failover,
-            "mac" => ShowWhat::Mac,
+            "mac-address-table" => ShowWhat::Mac,
             _ => return None,
         })
     }
@@ -97,8 +97,11 @@ pub struct ArpLine {
 /// A MAC table entry (transparent mode).
 #[derive(Clone, Debug, Serialize)]
 pub struct MacLine {
+    pub bridge_group: String,
     pub interface: String,
     pub mac: String,
+    /// "dynamic" (learned) or "static" (configured).
+    pub kind: String,
     /// Seconds since a frame from the station (or since the takeover that
     /// adopted the entry).
     pub age_s: u64,
@@ -253,9 +256,13 @@ impl Report {
                 }
             }
             Report::Mac(lines) => {
-                let _ = writeln!(s, "  {:<12} {:<17}  age", "interface", "mac address");
+                let _ = writeln!(s, "  {:<12} {:<12} {:<17}  {:<8} age", "group", "interface", "mac address", "type");
                 for m in lines {
-                    let _ = writeln!(s, "  {:<12} {:<17}  {} s", m.interface, m.mac, m.age_s);
+                    let _ = writeln!(
+                        s,
+                        "  {:<12} {:<12} {:<17}  {:<8} {} s",
+                        m.bridge_group, m.interface, m.mac, m.kind, m.age_s
+                    );
                 }
             }
             Report::Route(lines) => {

@@ -87,6 +87,7 @@ pub fn lab_config() -> Config {
         ],
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        bridge_groups: Vec::new(),
         failover: None,
     }
 }
@@ -105,6 +106,15 @@ pub fn bridge_config() -> Config {
     }
     c.routes.clear();
     c.nat.clear();
+    c.bridge_groups = vec![BridgeGroup {
+        name: "bg1".into(),
+        members: vec![INSIDE, OUTSIDE, DMZ],
+        address: None,
+        standby_address: None,
+        static_macs: Vec::new(),
+        ethertypes: Vec::new(),
+        bpdu_forward: true,
+    }];
     let permit = |proto: u8, dst: &str, dport: Option<u16>, icmp_type: Option<u8>| AclRule {
         action: AclAction::Permit,
         proto: Some(proto),

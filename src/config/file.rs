@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use super::types::{proto, Ipv4Net, Mac, PortRange};
 use super::{
-    AclAction, AclRule, Config, FailoverCfg, IfIndex, InterfaceCfg, KeySource, Limits, Mode, NatRule, RouteCfg,
-    Timeouts, Unit,
+    AclAction, AclRule, BridgeGroup, Config, FailoverCfg, IfIndex, InterfaceCfg, KeySource, Limits, Mode, NatRule,
+    RouteCfg, Timeouts, Unit,
 };
 use crate::ha::crypto::KeyMaterial;
 use crate::time::Duration;
@@ -152,8 +152,19 @@ fn canonical_text(cfg: &Config) -> String {
     let us = |d: Duration| d.as_micros();
     let range = |r: Option<PortRange>| r.map_or_else(|| "-".to_owned(), |r| format!("{}-{}", r.lo, r.hi));
 
-    let Config { hostname: _, mode, control_socket: _, interfaces, routes, acls, nat, timeouts, limits, failover } =
-        cfg;
+    let Config {
+        hostname: _,
+        mode,
+        control_socket: _,
+        interfaces,
+        routes,
+        acls,
+        nat,
+        bridge_groups,
+        timeouts,
+        limits,
+        failover,
+    } = cfg;
     kv(
         "mode",
         &match mode {
@@ -230,6 +241,20 @@ fn canonical_text(cfg: &Config) -> String {
             ),
         };
         kv("rule", &line);
+    }
+
+    // Written only when there are any, so a routed config's text is unchanged.
+    for g in bridge_groups {
+        let BridgeGroup { name, members, address, standby_address, static_macs, ethertypes, bpdu_forward } = g;
+        kv("bridge_group", &text(name));
+        kv(" members", &members.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(","));
+        kv(" address", &opt(address.as_ref().map(|a| a as &dyn fmt::Display)));
+        kv(" standby_address", &opt(standby_address.as_ref().map(|a| a as &dyn fmt::Display)));
+        for (mac, i) in static_macs {
+            kv(" static", &format!("{mac} on {}", i.0));
+        }
+        kv(" ethertypes", &ethertypes.iter().map(|e| format!("{e:#06x}")).collect::<Vec<_>>().join(","));
+        kv(" bpdu_forward", bpdu_forward);
     }
 
     let Timeouts {
@@ -317,6 +342,8 @@ struct FileDto {
     acl: Vec<S<AclDto>>,
     #[serde(default)]
     nat: Vec<S<NatDto>>,
+    #[serde(default)]
+    bridge_group: Vec<S<BridgeGroupDto>>,
     timeouts: Option<TimeoutsDto>,
     limits: Option<LimitsDto>,
     failover: Option<S<FailoverDto>>,
@@ -386,6 +413,26 @@ struct NatDto {
     proto: Option<S<String>>,
     mapped_port: Option<S<i64>>,
     real_port: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgeGroupDto {
+    name: Option<S<String>>,
+    interfaces: Option<Vec<S<String>>>,
+    address: Option<S<String>>,
+    standby_address: Option<S<String>>,
+    #[serde(rename = "static")]
+    static_macs: Option<Vec<S<StaticMacDto>>>,
+    ethertypes: Option<Vec<S<IntOrStr>>>,
+    bpdu: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticMacDto {
+    mac: Option<S<String>>,
+    interface: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -526,6 +573,8 @@ const SECTIONS: &[(&str, FieldsFn)] = &[
     ("in [[acl]]", fields_of::<AclDto>),
     ("in an [[acl]] rule", fields_of::<RuleDto>),
     ("in [[nat]]", fields_of::<NatDto>),
+    ("in [[bridge_group]]", fields_of::<BridgeGroupDto>),
+    ("in a [[bridge_group]] static entry", fields_of::<StaticMacDto>),
     ("in [timeouts]", fields_of::<TimeoutsDto>),
     ("in [limits]", fields_of::<LimitsDto>),
     ("in [failover]", fields_of::<FailoverDto>),
@@ -673,6 +722,7 @@ impl Checker<'_> {
         let routes = self.routes(&ifs, &dto.route, mode);
         let acls = self.acls(&ifs, &dto.acl);
         let nat = self.nat(&ifs, &dto.nat, mode);
+        let bridge_groups = self.bridge_groups(&ifs, &dto.bridge_group, mode, dto.failover.is_some());
         let timeouts = self.timeouts(dto.timeouts.as_ref());
         let limits = self.limits(dto.limits.as_ref());
         self.standby_conflicts(&ifs, dto);
@@ -685,10 +735,263 @@ impl Checker<'_> {
             routes,
             acls,
             nat,
+            bridge_groups,
             timeouts,
             limits,
             failover,
         }
+    }
+
+    /// Transparent mode's bridge groups; without any, every interface is in
+    /// one group with no management address.
+    fn bridge_groups(
+        &mut self,
+        ifs: &Ifaces,
+        dtos: &[S<BridgeGroupDto>],
+        mode: Mode,
+        failover: bool,
+    ) -> Vec<BridgeGroup> {
+        if mode != Mode::Transparent {
+            for sd in dtos {
+                self.error(
+                    sd.span().start,
+                    "[[bridge_group]] needs mode = \"transparent\" in [appliance]; remove it or change the mode",
+                );
+            }
+            return Vec::new();
+        }
+        if dtos.is_empty() {
+            let members = (0..ifs.names.len().min(255)).map(|i| IfIndex(i as u8)).collect();
+            return vec![BridgeGroup {
+                name: "bridge".into(),
+                members,
+                address: None,
+                standby_address: None,
+                static_macs: Vec::new(),
+                ethertypes: Vec::new(),
+                bpdu_forward: true,
+            }];
+        }
+        let mut out = Vec::new();
+        let mut group_of: HashMap<IfIndex, (String, usize)> = HashMap::new();
+        let mut seen_name: HashMap<String, usize> = HashMap::new();
+        let mut nets: Vec<(Ipv4Net, String)> = Vec::new();
+        let mut seen_static: HashMap<Mac, usize> = HashMap::new();
+        for sd in dtos {
+            let at = sd.span().start;
+            let d = sd.get_ref();
+            let mut ok = true;
+            let name = self.need(&d.name, "name", "[[bridge_group]]", at).and_then(|n| {
+                let s = n.get_ref();
+                if let Some(&first) = seen_name.get(s) {
+                    let msg = format!(
+                        "bridge group \"{s}\" is already defined at line {}; names must be unique",
+                        self.line_of(first)
+                    );
+                    self.error_at(n, msg);
+                    return None;
+                }
+                seen_name.insert(s.clone(), n.span().start);
+                Some(s.clone())
+            });
+            let label = name.clone().unwrap_or_else(|| "?".into());
+            let mut members = Vec::new();
+            match &d.interfaces {
+                None => {
+                    self.error(
+                        at,
+                        "missing key \"interfaces\" in [[bridge_group]]; write interfaces = [\"inside\", \"outside\"]",
+                    );
+                    ok = false;
+                }
+                Some(list) => {
+                    for v in list {
+                        let Some(i) = self.resolve(ifs, v) else {
+                            ok = false;
+                            continue;
+                        };
+                        if let Some((other, _)) = group_of.get(&i) {
+                            let msg = format!("interface \"{}\" is already in bridge group \"{other}\"; an interface belongs to one group", v.get_ref());
+                            self.error_at(v, msg);
+                            ok = false;
+                            continue;
+                        }
+                        group_of.insert(i, (label.clone(), v.span().start));
+                        members.push(i);
+                    }
+                    if list.len() < 2 {
+                        self.error(at, format!("bridge group \"{label}\" needs at least two interfaces to bridge"));
+                        ok = false;
+                    }
+                }
+            }
+            let address = d.address.as_ref().and_then(|a| {
+                let net = self.mgmt_address(a)?;
+                if let Some((other, g)) = nets.iter().find(|(o, _)| o.overlaps(&net)) {
+                    let msg = format!(
+                        "subnet {}/{} overlaps {}/{} of bridge group \"{g}\"; each group needs its own subnet",
+                        net.network(),
+                        net.len,
+                        other.network(),
+                        other.len
+                    );
+                    self.error_at(a, msg);
+                    return None;
+                }
+                nets.push((net, label.clone()));
+                Some(net)
+            });
+            if d.address.is_some() && address.is_none() {
+                ok = false;
+            }
+            let standby_address = match (&d.standby_address, failover, address) {
+                (None, true, Some(_)) => {
+                    let msg = format!("bridge group \"{label}\" needs a standby_address: with [failover], the standby unit needs its own management address on the group's subnet");
+                    self.error(at, msg);
+                    ok = false;
+                    None
+                }
+                (None, _, _) => None,
+                (Some(v), false, _) => {
+                    self.error_at(v, "standby_address needs a [failover] section; remove it or add [failover]");
+                    ok = false;
+                    None
+                }
+                (Some(v), true, None) if d.address.is_none() => {
+                    self.error_at(
+                        v,
+                        "standby_address needs an address for the group; add address or remove standby_address",
+                    );
+                    ok = false;
+                    None
+                }
+                (Some(_), true, None) => None,
+                (Some(v), true, Some(net)) => {
+                    let ip = self.ipv4(v);
+                    match ip {
+                        Some(ip) if ip == net.addr => {
+                            self.error_at(v, format!("standby_address {ip} is the group's own address; the standby unit needs an address of its own"));
+                            ok = false;
+                            None
+                        }
+                        Some(ip) if !is_host_on(net, ip) => {
+                            let msg = format!(
+                                "standby_address {ip} is not a host on {}/{}, the subnet of bridge group \"{label}\"",
+                                net.network(),
+                                net.len
+                            );
+                            self.error_at(v, msg);
+                            ok = false;
+                            None
+                        }
+                        Some(ip) => Some(ip),
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+            };
+            let mut static_macs = Vec::new();
+            for st in d.static_macs.iter().flatten() {
+                let e = st.get_ref();
+                let mac = self.need(&e.mac, "mac", "a static entry", st.span().start).and_then(|m| {
+                    let mac: Mac = self.parse_str(m)?;
+                    if let Some(&first) = seen_static.get(&mac) {
+                        let msg = format!("MAC {mac} already has a static entry at line {}", self.line_of(first));
+                        self.error_at(m, msg);
+                        return None;
+                    }
+                    seen_static.insert(mac, m.span().start);
+                    Some(mac)
+                });
+                let iface = self.need(&e.interface, "interface", "a static entry", st.span().start).and_then(|v| {
+                    let i = self.resolve(ifs, v)?;
+                    if !members.contains(&i) {
+                        let msg = format!("interface \"{}\" is not in bridge group \"{label}\"; a static entry names one of its interfaces", v.get_ref());
+                        self.error_at(v, msg);
+                        return None;
+                    }
+                    Some(i)
+                });
+                match (mac, iface) {
+                    (Some(m), Some(i)) => static_macs.push((m, i)),
+                    _ => ok = false,
+                }
+            }
+            let mut ethertypes = Vec::new();
+            for v in d.ethertypes.iter().flatten() {
+                let n = match v.get_ref() {
+                    IntOrStr::Int(n) => Some(*n),
+                    IntOrStr::Str(t) => t.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()),
+                };
+                match n {
+                    Some(n @ 0x0600..=0xffff) if n != 0x0800 && n != 0x0806 => ethertypes.push(n as u16),
+                    Some(0x0800) | Some(0x0806) => {
+                        self.error_at(v, "IPv4 (0x0800) and ARP (0x0806) are always handled (IPv4 through the firewall policy); remove it");
+                        ok = false;
+                    }
+                    _ => {
+                        self.error_at(
+                            v,
+                            "an ethertype is written \"0x88cc\" or as an integer from 0x0600 (1536) to 0xffff",
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            let bpdu_forward = match &d.bpdu {
+                None => true,
+                Some(v) => match v.get_ref().as_str() {
+                    "forward" => true,
+                    "drop" => false,
+                    other => {
+                        self.error_at(v, format!("unknown bpdu policy \"{other}\"; use \"forward\" or \"drop\""));
+                        ok = false;
+                        true
+                    }
+                },
+            };
+            if let (Some(name), true) = (name, ok) {
+                out.push(BridgeGroup {
+                    name,
+                    members,
+                    address,
+                    standby_address,
+                    static_macs,
+                    ethertypes,
+                    bpdu_forward,
+                });
+            }
+        }
+        for (i, n) in ifs.names.iter().enumerate() {
+            let idx = IfIndex(i as u8);
+            if let (Some(n), None) = (n, group_of.get(&idx)) {
+                self.error(dtos[0].span().start, format!("interface \"{n}\" is in no [[bridge_group]]; in transparent mode every interface bridges in one"));
+            }
+        }
+        out
+    }
+
+    /// A bridge group's management address: a host address with its prefix.
+    fn mgmt_address(&mut self, a: &S<String>) -> Option<Ipv4Net> {
+        let s = a.get_ref();
+        let net: Ipv4Net = self.parse_str(a)?;
+        let ip = net.addr;
+        if !s.contains('/')
+            || net.len == 0
+            || !is_host_on(net, ip)
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || ip.is_unspecified()
+        {
+            self.error_at(
+                a,
+                format!("address \"{s}\" must be a unicast host address with its prefix length, e.g. 192.168.10.5/24"),
+            );
+            return None;
+        }
+        Some(net)
     }
 
     fn appliance(&mut self, dto: Option<&S<ApplianceDto>>) -> (String, Mode, String) {
@@ -2239,6 +2542,47 @@ type = "port-forwad"
         let fo = format!("{}{FO}", transparent_ifs());
         assert!(ok(&fo).failover.is_some());
         assert_eq!(Timeouts::default().mac, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bridge_groups_parse() {
+        let text = format!(
+            "{}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\", \"outside\"]\naddress = \"192.168.10.5/24\"\nstatic = [ {{ mac = \"02:00:00:00:02:fe\", interface = \"outside\" }} ]\nethertypes = [\"0x88cc\", 35020]\nbpdu = \"drop\"\n",
+            transparent_ifs()
+        );
+        let c = ok(&text);
+        let g = &c.bridge_groups[0];
+        assert_eq!((g.name.as_str(), g.members.clone()), ("bg1", vec![IfIndex(0), IfIndex(1)]));
+        assert_eq!(g.address, Some(net("192.168.10.5/24")));
+        assert_eq!(g.static_macs, vec![(Mac([2, 0, 0, 0, 2, 0xfe]), IfIndex(1))]);
+        assert_eq!((g.ethertypes.clone(), g.bpdu_forward), (vec![0x88cc, 0x88cc], false));
+        // Without [[bridge_group]], every interface is in one.
+        let c = ok(&transparent_ifs());
+        assert_eq!(c.bridge_groups.len(), 1);
+        assert_eq!((c.bridge_groups[0].members.len(), c.bridge_groups[0].bpdu_forward), (2, true));
+    }
+
+    #[test]
+    fn bridge_group_errors() {
+        let text = format!(
+            "{}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\"]\naddress = \"192.168.10.0/24\"\nstandby_address = \"192.168.10.6\"\nstatic = [ {{ mac = \"02:00:00:00:02:fe\", interface = \"outside\" }} ]\nethertypes = [\"0x0800\", 5]\nbpdu = \"block\"\n",
+            transparent_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("14:1", "bridge group \"bg1\" needs at least two interfaces"),
+                ("14:1", "interface \"outside\" is in no [[bridge_group]]"),
+                ("17:11", "must be a unicast host address"),
+                ("18:19", "standby_address needs a [failover] section"),
+                ("19:53", "interface \"outside\" is not in bridge group \"bg1\""),
+                ("20:15", "IPv4 (0x0800) and ARP (0x0806) are always handled"),
+                ("20:25", "an ethertype is written"),
+                ("21:8", "unknown bpdu policy \"block\""),
+            ],
+        );
+        let routed = format!("{IFS}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\", \"outside\"]\n");
+        expect(&routed, &[("14:1", "[[bridge_group]] needs mode = \"transparent\"")]);
     }
 
     #[test]

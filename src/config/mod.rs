@@ -44,6 +44,9 @@ pub struct Config {
     /// interface has no ACL and security levels decide.
     pub acls: Vec<Option<Vec<AclRule>>>,
     pub nat: Vec<NatRule>,
+    /// Transparent mode's bridges (empty in routed mode); every interface is
+    /// in exactly one.
+    pub bridge_groups: Vec<BridgeGroup>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     /// Active/standby pairing; `None` runs a single unit.
@@ -100,6 +103,28 @@ pub struct InterfaceCfg {
     pub standby_address: Option<Ipv4Addr>,
     /// Whether a failure of this interface triggers failover (default true).
     pub monitor: bool,
+}
+
+/// Interfaces bridged together (transparent mode, ASA's bridge group).
+/// Frames never pass from one group to another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BridgeGroup {
+    pub name: String,
+    pub members: Vec<IfIndex>,
+    /// The group's management address (ASA's BVI address): the appliance
+    /// answers ARP and ping there and sends its ARP probes from it.
+    pub address: Option<Ipv4Net>,
+    /// The standby unit's management address (failover only).
+    pub standby_address: Option<Ipv4Addr>,
+    /// Stations pinned to a member interface: never aged or moved; the same
+    /// source MAC on another interface is dropped.
+    pub static_macs: Vec<(Mac, IfIndex)>,
+    /// Other ethertypes bridged without inspection; every other non-IPv4,
+    /// non-ARP frame is dropped and counted.
+    pub ethertypes: Vec<u16>,
+    /// Pass spanning-tree BPDUs (so that switches see a loop through the
+    /// pair), or drop them.
+    pub bpdu_forward: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -15,17 +15,24 @@
 //! | 0 or 6   | source as the responder sees it (address, port), if translated |
 //! | 0 or 6   | destination as the initiator addressed it... real (address, port), if translated |
 //! | 1        | state                                                        |
-//! | 0 or 2   | ingress and egress interface, if routing does not give them  |
 //! | 0, 8, 16 | TCP peers present: seqlo, max_win, wscale, state             |
 //! | 1-10     | bytes, LEB128                                                |
 //! | 1-5      | remaining lifetime in ms, LEB128 (relative: clocks differ)   |
+//! | any      | typed tail: `{type, len, value}` items; unknown types skipped |
 //!
 //! The reply key follows from the orig key and the translations; the
-//! interfaces follow from the routing table both units share, and travel
-//! only where it cannot give them (transparent mode has no routes: there
-//! they always travel; a routed flow that entered against its route); `seqhi` is
+//! interfaces follow from the routing table both units share; `seqhi` is
 //! rebuilt from `seqlo` and the window. A PAT'd UDP flow takes about 30
 //! bytes, an established PAT'd TCP flow about 50.
+//!
+//! Tail item [`TAIL_PATH`]: the ingress and egress interface (2 bytes),
+//! then, in transparent mode, the two endpoints' MACs (initiator's, then
+//! responder's: 12 bytes). It goes where routing cannot give the
+//! interfaces (transparent mode has no routes; a routed flow that arrived
+//! against its route) and wherever endpoint MACs are known, so that a new
+//! active can refresh the switches for every endpoint of every connection
+//! even after its MAC table entry aged out. Units from before the tail
+//! ignore it (a longer record), and a truncated tail is ignored too.
 //!
 //! A delete record is the orig key alone.
 //!
@@ -36,7 +43,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{IfIndex, Timeouts};
+use crate::config::{IfIndex, Mac, Timeouts};
 use crate::conntrack::table::flags;
 use crate::conntrack::tcp::{PeerState, TcpPeer};
 use crate::conntrack::{Conn, ConnState, KeyV4, Table};
@@ -46,6 +53,25 @@ use crate::route::RouteTable;
 use crate::time::{Duration, Instant};
 
 pub const KIND: u16 = 1;
+/// Tail item: interfaces, and endpoint MACs in transparent mode.
+pub const TAIL_PATH: u8 = 1;
+
+/// Each endpoint's MAC, by slot (transparent mode; empty in routed mode):
+/// `[initiator, responder]` as the connection's first frame carried them.
+pub type Endpoints = Vec<[Mac; 2]>;
+
+/// The endpoints of the connection in `slot`, if known.
+pub fn endpoints_of(e: &Endpoints, slot: u32) -> Option<[Mac; 2]> {
+    e.get(slot as usize).copied().filter(|m| m[0] != Mac::ZERO)
+}
+
+pub fn set_endpoints(e: &mut Endpoints, slot: u32, macs: [Mac; 2]) {
+    let i = slot as usize;
+    if e.len() <= i {
+        e.resize(i + 1, [Mac::ZERO; 2]);
+    }
+    e[i] = macs;
+}
 const KEY_LEN: usize = 13;
 
 /// Flags that describe the translation and travel with the record.
@@ -58,7 +84,6 @@ mod shape {
     pub const TCP1: u8 = 0x08;
     /// Bits 4..6 carry the connection's NAT flags (PAT, SNAT, DNAT).
     pub const NAT_SHIFT: u8 = 4;
-    pub const IFACES: u8 = 0x80;
 }
 
 pub struct ConnSync<'a> {
@@ -70,6 +95,7 @@ pub struct ConnSync<'a> {
     pub routes: &'a RouteTable,
     /// Interfaces this unit has: a record naming another is malformed.
     pub ports: usize,
+    pub endpoints: &'a mut Endpoints,
     pub now: Instant,
 }
 
@@ -166,8 +192,8 @@ fn state_from_u8(v: u8) -> Option<ConnState> {
 }
 
 /// Encode `c` as a record; its interfaces go along unless `routes` gives
-/// them.
-pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, out: &mut Vec<u8>) {
+/// them, with the endpoints' MACs if known.
+pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, macs: Option<[Mac; 2]>, out: &mut Vec<u8>) {
     let (o, r) = (c.key[0], c.key[1]);
     let routed = routes.lookup(o.src).map(|h| h.iface) == Some(c.iface[0])
         && routes.lookup(r.src).map(|h| h.iface) == Some(c.iface[1]);
@@ -177,9 +203,6 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, out: &mut
     let dst_x = (r.src, r.sport) != (o.dst, o.dport);
     let tcp = c.state == ConnState::Tcp;
     let mut sh = ((c.flags & NAT_FLAGS) << shape::NAT_SHIFT) | src_x as u8 | (dst_x as u8) << 1;
-    if !routed {
-        sh |= shape::IFACES;
-    }
     if tcp {
         sh |= shape::TCP0;
         if c.tcp[1].state != PeerState::Closed {
@@ -196,9 +219,6 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, out: &mut
         out.extend_from_slice(&r.sport.to_be_bytes());
     }
     out.push(c.state as u8);
-    if !routed {
-        out.extend_from_slice(&[c.iface[0].0, c.iface[1].0]);
-    }
     if tcp {
         put_peer(out, &c.tcp[0]);
         if sh & shape::TCP1 != 0 {
@@ -207,10 +227,24 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, out: &mut
     }
     put_varint(out, c.bytes);
     put_varint(out, c.expires.saturating_since(now).as_millis());
+    if !routed || macs.is_some() {
+        out.push(TAIL_PATH);
+        out.push(if macs.is_some() { 14 } else { 2 });
+        out.extend_from_slice(&[c.iface[0].0, c.iface[1].0]);
+        for m in macs.iter().flatten() {
+            out.extend_from_slice(&m.0);
+        }
+    }
+}
+
+/// A decoded record: the connection, and its endpoints' MACs if it carried them.
+pub struct Decoded {
+    pub conn: Conn<KeyV4>,
+    pub macs: Option<[Mac; 2]>,
 }
 
 /// Decode a record; the interfaces come from the record or from `routes`.
-pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) -> Option<Conn<KeyV4>> {
+pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) -> Option<Decoded> {
     let mut rd = Rd(b);
     let o = get_key(rd.take(KEY_LEN)?);
     let sh = rd.u8()?;
@@ -218,7 +252,6 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) ->
     let (real_a, real_p) = if sh & shape::DST_XLAT != 0 { rd.endpoint()? } else { (o.dst, o.dport) };
     let r = KeyV4 { src: real_a, dst: mapped_a, sport: real_p, dport: mapped_p, proto: o.proto };
     let state = state_from_u8(rd.u8()?)?;
-    let ifaces = if sh & shape::IFACES != 0 { Some(rd.take(2).map(|b| [b[0], b[1]])?) } else { None };
     let mut tcp = [TcpPeer::default(); 2];
     if sh & shape::TCP0 != 0 {
         tcp[0] = rd.peer()?;
@@ -227,12 +260,28 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) ->
     }
     let bytes = rd.varint()?;
     let left = rd.varint()?;
+    let (mut ifaces, mut macs) = (None, None);
+    // The tail: items we know, skipping the others; a cut item ends it.
+    while let (Some(ty), Some(len)) = (rd.u8(), rd.u8()) {
+        let Some(v) = rd.take(len as usize) else { break };
+        if ty == TAIL_PATH && v.len() >= 2 {
+            if v[0] as usize >= ports || v[1] as usize >= ports {
+                return None;
+            }
+            ifaces = Some((IfIndex(v[0]), IfIndex(v[1])));
+            if let Some(m) = v.get(2..14) {
+                let (mut a, mut b) = (Mac::ZERO, Mac::ZERO);
+                a.0.copy_from_slice(&m[..6]);
+                b.0.copy_from_slice(&m[6..]);
+                macs = Some([a, b]);
+            }
+        }
+    }
     let (in_if, out_if) = match ifaces {
-        Some(b) if (b[0] as usize) < ports && (b[1] as usize) < ports => (IfIndex(b[0]), IfIndex(b[1])),
-        Some(_) => return None,
+        Some(i) => i,
         None => (routes.lookup(o.src)?.iface, routes.lookup(r.src)?.iface),
     };
-    Some(Conn {
+    let conn = Conn {
         key: [o, r],
         iface: [in_if, out_if],
         state,
@@ -241,7 +290,8 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) ->
         bytes,
         expires: now + Duration::from_millis(left.min(u32::MAX as u64)),
         gen: 0,
-    })
+    };
+    Some(Decoded { conn, macs })
 }
 
 /// Fold `theirs` into `ours` without moving anything backwards. Returns
@@ -277,7 +327,7 @@ impl ReplicatedTable for ConnSync<'_> {
 
     fn encode(&self, id: u64, out: &mut Vec<u8>) -> Option<u32> {
         let slot = self.ct.slot_of_id(id)?;
-        encode_conn(self.ct.get(slot), self.now, self.routes, out);
+        encode_conn(self.ct.get(slot), self.now, self.routes, endpoints_of(self.endpoints, slot), out);
         Some(0)
     }
 
@@ -301,12 +351,15 @@ impl ReplicatedTable for ConnSync<'_> {
                 }
             }
             Op::Insert | Op::Update => {
-                let Some(mut theirs) = decode_conn(bytes, now, self.routes, self.ports) else {
+                let Some(Decoded { conn: mut theirs, macs }) = decode_conn(bytes, now, self.routes, self.ports) else {
                     return Merge::Malformed;
                 };
                 theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                 match self.ct.lookup(&theirs.key[0]) {
                     Some((slot, crate::conntrack::Dir::Orig)) if self.ct.get(slot).key[1] == theirs.key[1] => {
+                        if let Some(m) = macs {
+                            set_endpoints(self.endpoints, slot, m);
+                        }
                         let ours = self.ct.get_mut(slot);
                         ours.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                         if merge_conn(ours, &theirs) {
@@ -325,7 +378,11 @@ impl ReplicatedTable for ConnSync<'_> {
                             self.ct.remove(slot);
                         }
                         match self.ct.insert(theirs) {
-                            Ok(_) => Merge::Applied,
+                            Ok(slot) => {
+                                // A reused slot must not keep its last tenant's MACs.
+                                set_endpoints(self.endpoints, slot, macs.unwrap_or([Mac::ZERO; 2]));
+                                Merge::Applied
+                            }
                             Err(_) => Merge::StaleIgnored,
                         }
                     }
@@ -383,10 +440,10 @@ mod tests {
         let mut c = tcp_conn(1000);
         c.tcp[1] = TcpPeer { seqlo: 5000, seqhi: 5000 + 65535, max_win: 65535, wscale: 0, state: PeerState::SynSent };
         let mut b = vec![];
-        encode_conn(&c, Instant::from_millis(10_000), &routes(), &mut b);
+        encode_conn(&c, Instant::from_millis(10_000), &routes(), None, &mut b);
         assert!(b.len() <= 13 + 1 + 6 + 1 + 16 + 2 + 3, "{} bytes", b.len());
         b.extend_from_slice(&[9, 9, 9]); // a newer unit's extra field
-        let d = decode_conn(&b, Instant::from_millis(50_000), &routes(), 3).unwrap();
+        let d = decode_conn(&b, Instant::from_millis(50_000), &routes(), 3).unwrap().conn;
         assert_eq!(d.key, c.key);
         assert_eq!(
             (d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale),
@@ -413,9 +470,9 @@ mod tests {
             ..Default::default()
         };
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &routes(), &mut b);
+        encode_conn(&c, Instant(0), &routes(), None, &mut b);
         assert!(b.len() <= 24, "{} bytes", b.len());
-        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().key, c.key);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn.key, c.key);
         // Port forward: the destination is translated, the source is not.
         let k = KeyV4 { src: 0x08080808, dst: 0xcb007101, sport: 3333, dport: 8080, proto: 6 };
         let r = KeyV4 { src: 0xac10140a, dst: 0x08080808, sport: 80, dport: 3333, proto: 6 };
@@ -424,8 +481,8 @@ mod tests {
         c.flags = flags::DNAT;
         c.iface = [IfIndex(1), IfIndex(2)];
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &routes(), &mut b);
-        let d = decode_conn(&b, Instant(0), &routes(), 3).unwrap();
+        encode_conn(&c, Instant(0), &routes(), None, &mut b);
+        let d = decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn;
         assert_eq!((d.key, d.flags, d.iface), (c.key, flags::DNAT, [IfIndex(1), IfIndex(2)]));
     }
 
@@ -433,21 +490,30 @@ mod tests {
     fn interfaces_travel_when_routing_cannot_give_them() {
         let c = tcp_conn(1000);
         let mut routed = vec![];
-        encode_conn(&c, Instant(0), &routes(), &mut routed);
-        // Transparent mode: no routes at all.
+        encode_conn(&c, Instant(0), &routes(), None, &mut routed);
+        // Transparent mode: no routes at all, and endpoint MACs.
         let none = RouteTable::default();
+        let macs = [Mac([2, 0, 0, 0, 1, 10]), Mac([2, 0, 0, 0, 2, 254])];
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &none, &mut b);
-        assert_eq!(b.len(), routed.len() + 2);
-        assert_eq!(decode_conn(&b, Instant(0), &none, 2).unwrap().iface, c.iface);
+        encode_conn(&c, Instant(0), &none, Some(macs), &mut b);
+        assert_eq!(b.len(), routed.len() + 2 + 14);
+        let d = decode_conn(&b, Instant(0), &none, 2).unwrap();
+        assert_eq!((d.conn.iface, d.macs), (c.iface, Some(macs)));
         assert!(decode_conn(&b, Instant(0), &none, 1).is_none(), "interface 1 does not exist here");
         assert!(decode_conn(&routed, Instant(0), &none, 2).is_none(), "no route, no interfaces");
+        // An older unit reads the same record up to the tail and stops there;
+        // a newer unit's unknown item, and a cut one, are skipped.
+        let mut newer = b.clone();
+        newer.splice(routed.len()..routed.len(), [7, 3, 1, 2, 3]);
+        newer.extend_from_slice(&[1, 14, 0]);
+        let d = decode_conn(&newer, Instant(0), &none, 2).unwrap();
+        assert_eq!((d.conn.key, d.macs), (c.key, Some(macs)));
         // A routed flow that arrived against its route keeps its interfaces.
         let mut odd = c;
         odd.iface = [IfIndex(2), IfIndex(1)];
         let mut b = vec![];
-        encode_conn(&odd, Instant(0), &routes(), &mut b);
-        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().iface, odd.iface);
+        encode_conn(&odd, Instant(0), &routes(), None, &mut b);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn.iface, odd.iface);
     }
 
     #[test]
@@ -477,14 +543,15 @@ mod tests {
         let id = src.id_of(slot);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, ports: 3, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             let mut w = BodyWriter::new(&mut body, 1300);
             w.push_versioned(KIND, Op::Insert, id, |b| s.encode(id, b)).unwrap();
         }
         let mut dst = Table::new(100, [2; 4]);
         let mut rep = Default::default();
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, now };
+            let mut s =
+                ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert_eq!(dst.len(), 1);
@@ -496,12 +563,14 @@ mod tests {
         tomb2.insert(id, key);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, ports: 3, now };
+            let s =
+                ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             let mut w = BodyWriter::new(&mut body, 1300);
             assert!(w.push_versioned(KIND, Op::Delete, id, |b| s.encode_delete(id, b)).unwrap());
         }
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, now };
+            let mut s =
+                ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert!(dst.is_empty());

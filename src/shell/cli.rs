@@ -407,6 +407,7 @@ mod tests {
             routes: vec![],
             acls: vec![None],
             nat: vec![],
+            bridge_groups: vec![],
             timeouts: Default::default(),
             limits: Default::default(),
             failover: None,
