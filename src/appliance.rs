@@ -269,7 +269,10 @@ impl Appliance {
         let nat = Nat::new(&cfg.nat, if_addrs(&cfg));
         let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
         let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
-        let mut macs = MacTable::new(cfg.limits.max_macs as usize, cfg.timeouts.mac, seed(rng.as_mut()));
+        // Drawn in transparent mode only: an extra draw would move every
+        // later random choice (PAT ports) of a routed unit with a given seed.
+        let mac_seed = if cfg.mode == crate::config::Mode::Transparent { seed(rng.as_mut()) } else { [0; 4] };
+        let mut macs = MacTable::new(cfg.limits.max_macs as usize, cfg.timeouts.mac, mac_seed);
         macs.set_static(static_macs(&cfg), now);
         let frags = HashMap::with_hasher({
             let s = seed(rng.as_mut());
