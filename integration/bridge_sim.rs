@@ -192,13 +192,24 @@ impl Sim {
             // The server: answer a SYN, acknowledge data with data.
             if flags & 0x02 != 0 {
                 self.server_rcv = seq.wrapping_add(1);
-                let sa = tcp(SERVER_MAC, HOST_MAC, SERVER, 80, HOST, 40000, self.server_snd, self.server_rcv, "SA", b"");
+                let sa =
+                    tcp(SERVER_MAC, HOST_MAC, SERVER, 80, HOST, 40000, self.server_snd, self.server_rcv, "SA", b"");
                 self.server_snd += 1;
                 self.send(1, sa);
             } else if plen > 0 && seq == self.server_rcv {
                 self.server_rcv = seq.wrapping_add(plen);
-                let r =
-                    tcp(SERVER_MAC, HOST_MAC, SERVER, 80, HOST, 40000, self.server_snd, self.server_rcv, "AP", &[7; 50]);
+                let r = tcp(
+                    SERVER_MAC,
+                    HOST_MAC,
+                    SERVER,
+                    80,
+                    HOST,
+                    40000,
+                    self.server_snd,
+                    self.server_rcv,
+                    "AP",
+                    &[7; 50],
+                );
                 self.server_snd += 50;
                 self.send(1, r);
             }
