@@ -345,6 +345,9 @@ fn takeover_refreshes_switches_for_connections_whose_macs_aged_out() {
     assert_eq!(sim.switches[1].fdb.get(&HOST_MAC), Some(&1), "outside switch refreshed to B");
     let refresh = sim.units[1].counters().events.mac_refresh_sent;
     assert_eq!(refresh, 2, "one frame per endpoint, out of the side opposite it");
+    let Report::Failover(r) = sim.units[1].show(ShowWhat::Failover, sim.now) else { unreachable!() };
+    assert_eq!(r.last_takeover.and_then(|t| t.switch_refresh_frames), Some(2), "show failover tells");
+    assert!(r.tables.iter().any(|t| t.name == "mac"), "show failover lists the MAC table");
 
     // The connection goes on through B, as it was.
     sim.talking = true;

@@ -16,7 +16,8 @@ use std::process::Command;
 fn transparent_lab() {
     let root = euid_is_root();
     if !root || !std::path::Path::new("/dev/net/tun").exists() {
-        let msg = "the transparent lab test needs root and /dev/net/tun (run `sudo -E cargo test --test lab_transparent`)";
+        let msg =
+            "the transparent lab test needs root and /dev/net/tun (run `sudo -E cargo test --test lab_transparent`)";
         if std::env::var("TWINWALL_SKIP_LAB").as_deref() == Ok("1") {
             eprintln!("\n*** SKIPPED: {msg}; TWINWALL_SKIP_LAB=1 is set ***\n");
             return;

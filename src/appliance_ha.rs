@@ -211,6 +211,7 @@ impl Appliance {
                 role_flip_us: detect,
                 garp_us: detect,
                 first_forward_us: None,
+                switch_refresh_frames: self.bridged().then_some(refreshed),
             };
             detail = format!(
                 "takeover {:?}: {} connections, {} ARP entries; {} us since the last hello",

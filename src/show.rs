@@ -159,6 +159,8 @@ pub struct TakeoverBreakdown {
     pub role_flip_us: u64,
     pub garp_us: u64,
     pub first_forward_us: Option<u64>,
+    /// Transparent mode: switch-refresh frames of the takeover's first round.
+    pub switch_refresh_frames: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Default)]
@@ -359,6 +361,9 @@ fn failover_text(s: &mut String, r: &FailoverReport) {
             t.garp_us,
             t.first_forward_us.map_or("-".into(), |u| format!("+{u} us"))
         );
+        if let Some(n) = t.switch_refresh_frames {
+            let _ = writeln!(s, "  switch refresh: {n} frames, for every MAC table station and connection endpoint");
+        }
     }
     for (k, v) in &r.counters {
         if *v > 0 {

@@ -135,7 +135,14 @@ $PY "$PB" fdb-wait tw-tout "$sb-out" $HOST_MAC "$t_kill" 5 >"$LAB_DIR/fdb_out"
 wait $p_in
 t_fdb=$($PY "$M" now)
 fdb_in=$(cat "$LAB_DIR/fdb_in") fdb_out=$(cat "$LAB_DIR/fdb_out")
-sleep 2
+# Frames on each segment (rx + tx of the bridge ports still there), every
+# 250 ms up to 2 s after the kill.
+series=""
+for _ in 1 2 3 4 5 6 7 8; do
+    sleep 0.25
+    series+=" $(( $($PY "$PB" counters tw-tin br0 tb-in) - f_in0 ))/$(( $($PY "$PB" counters tw-tout br0 tb-out) - f_out0 ))"
+done
+echo "== frames on the inside/outside segment since the kill, every 250 ms:$series"
 f_in=$(( $($PY "$PB" counters tw-tin br0 tb-in) - f_in0 )) f_out=$(( $($PY "$PB" counters tw-tout br0 tb-out) - f_out0 ))
 echo "== bridges after the takeover"; bridge -n tw-tin fdb show br br0 | grep -i $SERVER_MAC; bridge -n tw-tout fdb show br br0 | grep -i $HOST_MAC
 resumed=$(lab_wait 10 grep -q resumed "$marks"; sed -n 's/^resumed //p' "$marks")
@@ -153,6 +160,7 @@ takeover=$($PY "$M" jget "$LAB_DIR/f$standby.json" last_takeover.detect_us 2>/de
 refresh=$(grep -o "switch refresh: [0-9]* frames" "$LAB_DIR/$standby.log" | head -1 | grep -o "[0-9]*" || echo na)
 check "the takeover logged its switch refresh" test "$refresh" != na
 echo "== the survivor"; "$bin" show failover --socket "${SOCK[$standby]}" | head -20
+"$bin" show counters --socket "${SOCK[$standby]}"
 grep -h "takeover" "$LAB_DIR/$standby.log" | tail -2
 echo "RESULT_T takeover_detect_us=$takeover fdb_in_ms=$fdb_in fdb_out_ms=$fdb_out refresh_frames=$refresh sha_ok=$sha_ok stall_ms=$stall frames_in_2s=$f_in frames_out_2s=$f_out failed=$LAB_FAILS"
 if [ $keep = 1 ]; then
