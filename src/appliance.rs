@@ -457,7 +457,8 @@ impl Appliance {
         self.scratch = waiting;
     }
 
-    /// One of our own addresses (in transparent mode there are none).
+    /// One of our own addresses (0.0.0.0, what a port without an address
+    /// has in transparent mode, is nobody's).
     fn is_ours(&self, ip: u32) -> bool {
         ip != 0 && self.ports.iter().any(|p| p.addr == ip)
     }

@@ -284,16 +284,7 @@ impl Appliance {
             }
             let mut report = ApplyReport::default();
             {
-                let mut cs = ConnSync {
-                    ct: &mut self.ct,
-                    tombstones: &ha.tombstones,
-                    routes: &self.routes,
-                    ports: self.ports.len(),
-                    endpoints: &mut self.endpoints,
-                    now,
-                };
-                let mut asy = ArpSync { arp: &mut self.arp };
-                let mut ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
+                let (mut cs, mut asy, mut ms) = self.sync_tables(&ha.tombstones, now);
                 let tables: &mut [&mut dyn ReplicatedTable] = &mut [&mut cs, &mut asy, &mut ms];
                 if apply_body(&d.body, tables, now, &mut report).is_err() {
                     ha.count("ha-body-malformed");
@@ -314,27 +305,33 @@ impl Appliance {
         }
     }
 
+    /// The replicated tables, borrowed together.
+    fn sync_tables<'a>(
+        &'a mut self,
+        tombstones: &'a HashMap<u64, KeyV4>,
+        now: Instant,
+    ) -> (ConnSync<'a>, ArpSync<'a>, MacSync<'a>) {
+        let cs = ConnSync {
+            ct: &mut self.ct,
+            tombstones,
+            routes: &self.routes,
+            ports: self.ports.len(),
+            endpoints: &mut self.endpoints,
+            now,
+        };
+        (cs, ArpSync { arp: &mut self.arp }, MacSync { macs: &mut self.macs, groups: &self.port_group })
+    }
+
     fn ha_start_bulk(&mut self, ha: &mut Ha, now: Instant) {
         if !ha.active {
             return;
         }
         ha.count("ha-bulk-sent");
         ha.stream.send(Kind::BulkStart, Vec::new(), now);
-        {
-            let cs = ConnSync {
-                ct: &mut self.ct,
-                tombstones: &ha.tombstones,
-                routes: &self.routes,
-                ports: self.ports.len(),
-                endpoints: &mut self.endpoints,
-                now,
-            };
-            ha.outbox.mark_all(&cs, now);
+        let (cs, asy, ms) = self.sync_tables(&ha.tombstones, now);
+        for t in [&cs as &dyn ReplicatedTable, &asy, &ms] {
+            ha.outbox.mark_all(t, now);
         }
-        let asy = ArpSync { arp: &mut self.arp };
-        ha.outbox.mark_all(&asy, now);
-        let ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
-        ha.outbox.mark_all(&ms, now);
         ha.bulk_end_pending = true;
     }
 
@@ -356,17 +353,7 @@ impl Appliance {
             let mut body = Vec::with_capacity(wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
             let written = {
                 let mut w = BodyWriter::new(&mut body, wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
-                let cs = ConnSync {
-                    ct: &mut self.ct,
-                    tombstones: &ha.tombstones,
-                    routes: &self.routes,
-                    ports: self.ports.len(),
-                    endpoints: &mut self.endpoints,
-                    now,
-                };
-                let arp = &mut self.arp;
-                let asy = ArpSync { arp };
-                let ms = MacSync { macs: &mut self.macs, groups: &self.port_group };
+                let (cs, asy, ms) = self.sync_tables(&ha.tombstones, now);
                 ha.outbox.fill(&mut w, |k| match k {
                     conn_sync::KIND => Some(&cs as &dyn ReplicatedTable),
                     crate::failover::arp_sync::KIND => Some(&asy as &dyn ReplicatedTable),
