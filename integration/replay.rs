@@ -114,7 +114,7 @@ fn case_inputs_match_generator() {
         let dir = cases_dir().join(case.name);
         assert_eq!(
             std::fs::read_to_string(dir.join("appliance.toml")).ok().as_deref(),
-            Some(support::LAB_TOML),
+            Some(case.config),
             "{}",
             dir.display()
         );

@@ -15,6 +15,9 @@
 //! `recycle` once written, so the fast path allocates nothing.
 //!
 //! # Pipeline
+//! (Transparent mode: see `appliance_bridge.rs`; it joins the routed
+//! pipeline below at the IPv4 parse and leaves it at `forward`.)
+//!
 //! `handle_frame` → L2 (ours? ARP?) → parse once into a [`PacketDesc`] →
 //! conntrack lookup. A hit is tracked (TCP windows) and rewritten from the
 //! connection's two keys; a miss goes the slow way: local delivery,
@@ -23,9 +26,12 @@
 //! dropped for a [`DropReason`] and counted.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
 
 use crate::acl::{self, Decision};
 use crate::arp::{self, ArpCache, Lookup, Pending};
+use crate::bridge::mac_table::Group;
+use crate::bridge::MacTable;
 use crate::config::types::proto;
 use crate::config::{Config, IfIndex, Ipv4Net, Mac};
 use crate::conntrack::{self, tcp, Conn, ConnState, Dir, FlowKey, InsertError, KeyV4, Table};
@@ -107,6 +113,8 @@ pub enum CommandError {
     InterfacesChanged,
     /// The new configuration changes this unit's failover `unit`, its key, or turns `preempt` on or off; restart to apply it.
     FailoverIdentityChanged,
+    /// The new configuration changes the mode; restart to apply it.
+    ModeChanged,
     /// This unit has no [failover] section.
     NoFailover,
     /// The role machine refused: {0}
@@ -120,6 +128,9 @@ impl std::fmt::Display for CommandError {
                 f,
                 "the new configuration adds, removes, renames or re-homes interfaces; restart twinwall to apply it"
             ),
+            CommandError::ModeChanged => {
+                write!(f, "the new configuration changes the mode (routed/transparent); restart twinwall to apply it")
+            }
             CommandError::NoFailover => write!(f, "this unit has no [failover] section in its configuration"),
             CommandError::FailoverIdentityChanged => write!(
                 f,
@@ -179,6 +190,15 @@ pub struct Appliance {
     ct: Table<KeyV4>,
     nat: Nat,
     arp: ArpCache,
+    /// Transparent mode's MAC table (empty in routed mode).
+    macs: MacTable,
+    /// Each port's bridge group (transparent mode; all 0 in routed mode).
+    port_group: Vec<Group>,
+    /// Each connection's endpoint MACs by slot (transparent mode).
+    endpoints: crate::failover::conn_sync::Endpoints,
+    next_mac_age: Instant,
+    /// Stations the last aging removed, for replication (reused buffer).
+    aged_macs: Vec<(Group, Mac)>,
     frags: HashMap<FragKey, FragEntry, ahash::RandomState>,
     pool: Pool,
     out: VecDeque<Output>,
@@ -199,32 +219,48 @@ fn seed(rng: &mut dyn Entropy) -> [u64; 4] {
 }
 
 /// The addresses and MACs a unit uses: the configured (virtual) ones when
-/// it is active or alone, the standby ones otherwise.
+/// it is active or alone, the standby ones otherwise. In transparent mode a
+/// port's address is its bridge group's management address, if it has one;
+/// else 0.0.0.0/32, which matches nothing we receive.
 fn ports_of(cfg: &Config, nat: &Nat, standby: bool) -> Vec<Port> {
     cfg.interfaces
         .iter()
         .enumerate()
-        .map(|(i, c)| match (standby, c.standby_address) {
-            (true, Some(sa)) => Port {
-                mac: crate::failover::standby_mac(c.mac),
-                addr: sa.into(),
-                net: c.address,
-                mtu: c.mtu,
-                proxy: Vec::new(),
-            },
-            _ => Port {
-                mac: c.mac,
-                addr: c.address.addr.into(),
-                net: c.address,
-                mtu: c.mtu,
-                proxy: nat.proxy_arp_addrs(IfIndex(i as u8)),
-            },
+        .map(|(i, c)| {
+            let group = cfg.bridge_groups.iter().find(|g| g.members.contains(&IfIndex(i as u8)));
+            let net = c.address.or(group.and_then(|g| g.address)).unwrap_or(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32));
+            let (mac, addr, proxy) = if standby {
+                let sa = c.standby_address.or(group.and_then(|g| g.standby_address));
+                let addr = sa.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                (crate::failover::standby_mac(c.mac), addr, Vec::new())
+            } else {
+                (c.mac, net.addr, nat.proxy_arp_addrs(IfIndex(i as u8)))
+            };
+            Port { mac, addr: addr.into(), net, mtu: c.mtu, proxy }
         })
         .collect()
 }
 
+/// Each interface's bridge group index (0 outside transparent mode).
+fn port_groups(cfg: &Config) -> Vec<Group> {
+    (0..cfg.interfaces.len())
+        .map(|i| {
+            let g = cfg.bridge_groups.iter().position(|g| g.members.contains(&IfIndex(i as u8)));
+            g.unwrap_or(0) as Group
+        })
+        .collect()
+}
+
+/// The configured static stations, keyed for the MAC table.
+fn static_macs(cfg: &Config) -> impl Iterator<Item = (Group, Mac, IfIndex)> + '_ {
+    cfg.bridge_groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, bg)| bg.static_macs.iter().map(move |&(mac, port)| (g as Group, mac, port)))
+}
+
 fn if_addrs(cfg: &Config) -> Vec<u32> {
-    cfg.interfaces.iter().map(|i| u32::from(i.address.addr)).collect()
+    cfg.interfaces.iter().map(|i| i.address.map_or(0, |a| u32::from(a.addr))).collect()
 }
 
 fn acl_hits_for(cfg: &Config) -> Vec<Vec<u64>> {
@@ -249,12 +285,18 @@ impl Appliance {
         let nat = Nat::new(&cfg.nat, if_addrs(&cfg));
         let ct = Table::new(cfg.limits.max_conns, seed(rng.as_mut()));
         let arp = ArpCache::new(cfg.limits.arp_queue as usize, cfg.timeouts.arp, seed(rng.as_mut()));
+        // Drawn in transparent mode only: an extra draw would move every
+        // later random choice (PAT ports) of a routed unit with a given seed.
+        let mac_seed = if cfg.mode == crate::config::Mode::Transparent { seed(rng.as_mut()) } else { [0; 4] };
+        let mut macs = MacTable::new(cfg.limits.max_macs as usize, cfg.timeouts.mac, mac_seed);
+        macs.set_static(static_macs(&cfg), now);
         let frags = HashMap::with_hasher({
             let s = seed(rng.as_mut());
             ahash::RandomState::with_seeds(s[0], s[1], s[2], s[3])
         });
         let mut app = Appliance {
             ports: ports_of(&cfg, &nat, ha.is_some()),
+            port_group: port_groups(&cfg),
             ha,
             routes: RouteTable::from_config(&cfg),
             acl_hits: acl_hits_for(&cfg),
@@ -264,6 +306,10 @@ impl Appliance {
             ct,
             nat,
             arp,
+            macs,
+            endpoints: Vec::new(),
+            next_mac_age: now,
+            aged_macs: Vec::new(),
             frags,
             pool: Pool::default(),
             out: VecDeque::new(),
@@ -307,8 +353,12 @@ impl Appliance {
     }
 
     /// Gratuitous ARP for every address we own, so neighbours (and switches)
-    /// learn where we are.
+    /// learn where we are; in transparent mode, the switch refresh.
     fn announce(&mut self) {
+        if self.bridged() {
+            self.mac_refresh();
+            return;
+        }
         for i in 0..self.ports.len() {
             let p = self.ports[i].clone();
             for addr in std::iter::once(p.addr).chain(p.proxy.iter().copied()) {
@@ -344,7 +394,8 @@ impl Appliance {
             return self.drop_frame(port, buf, DropReason::EthTooShort);
         }
         let dst = &f[ether::DST];
-        if dst != self.ports[port.idx()].mac.0 && dst[0] & 1 == 0 {
+        let bridged = self.bridged();
+        if !bridged && dst != self.ports[port.idx()].mac.0 && dst[0] & 1 == 0 {
             return self.drop_frame(port, buf, DropReason::NotForUs);
         }
         if let Some(ha) = self.ha.as_mut() {
@@ -355,6 +406,7 @@ impl Appliance {
                 self.ha_receive(&buf.as_ref()[ether::HEADER_LEN..], crate::failover::Path::Data(port.0), now);
                 self.pool.put(buf);
             }
+            _ if bridged => self.bridge_input(port, buf, now),
             ether::TYPE_IPV4 if !self.forwarding() => self.standby_ip_input(port, buf),
             ether::TYPE_IPV4 => self.ip_input(port, buf, now),
             ether::TYPE_ARP => self.arp_input(port, buf, now),
@@ -421,6 +473,17 @@ impl Appliance {
         self.scratch = waiting;
     }
 
+    /// One of our own addresses (0.0.0.0, what a port without an address
+    /// has in transparent mode, is nobody's).
+    fn is_ours(&self, ip: u32) -> bool {
+        ip != 0 && self.ports.iter().any(|p| p.addr == ip)
+    }
+
+    /// TTL ends here: a router's rule. A bridge leaves TTL alone.
+    fn ttl_exhausted(&self, d: &PacketDesc) -> bool {
+        d.ttl <= 1 && !self.bridged()
+    }
+
     fn is_martian_src(&self, src: u32) -> bool {
         let first = (src >> 24) as u8;
         first == 0 || first == 127 || first >= 224 || self.ports.iter().any(|p| p.addr == src)
@@ -471,7 +534,7 @@ impl Appliance {
     }
 
     fn established(&mut self, port: IfIndex, buf: FrameBuf, d: &mut PacketDesc, slot: u32, dir: Dir, now: Instant) {
-        if d.ttl <= 1 {
+        if self.ttl_exhausted(d) {
             return self.ttl_expired(port, buf, d);
         }
         let timeouts = &self.cfg.timeouts;
@@ -538,7 +601,7 @@ impl Appliance {
             }
             return self.drop_frame(port, buf, DropReason::IcmpErrorNoConn);
         };
-        if d.ttl <= 1 {
+        if self.ttl_exhausted(&d) {
             return self.drop_frame(port, buf, DropReason::TtlExpired);
         }
         let c = self.ct.get(slot);
@@ -554,7 +617,7 @@ impl Appliance {
         let Some(e) = self.frags.get(&fk).copied().filter(|e| e.expires > now) else {
             return self.drop_frame(port, buf, DropReason::FragmentNoState);
         };
-        if d.ttl <= 1 {
+        if self.ttl_exhausted(&d) {
             return self.ttl_expired(port, buf, &d);
         }
         if !d.more_frags {
@@ -575,7 +638,7 @@ impl Appliance {
                 (Some(IcmpKind::Echo), icmp::ECHO_REQUEST) => {}
                 (Some(IcmpKind::Echo), _) => return self.drop_frame(port, buf, DropReason::IcmpNoConn),
                 _ => {
-                    if self.ports.iter().any(|p| p.addr == k.dst) {
+                    if self.is_ours(k.dst) {
                         return self.drop_frame(port, buf, DropReason::ToSelf);
                     }
                     return self.drop_frame(port, buf, DropReason::IcmpUnsupported);
@@ -584,7 +647,7 @@ impl Appliance {
             _ => {}
         }
         let dnat = self.nat.dnat(port, &k);
-        if dnat.is_none() && self.ports.iter().any(|p| p.addr == k.dst) {
+        if dnat.is_none() && self.is_ours(k.dst) {
             return self.local_input(port, buf, d);
         }
         if k.proto == proto::TCP && d.tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) != tcp_flags::SYN {
@@ -595,15 +658,25 @@ impl Appliance {
             real.dst = a;
             real.dport = p;
         }
-        let Some(hop) = self.routes.lookup(real.dst) else {
-            self.icmp_error(port, &buf, &d, icmp::DEST_UNREACH, icmp::UNREACH_NET, 0);
-            return self.drop_frame(port, buf, DropReason::NoRoute);
+        let egress = if self.bridged() {
+            match self.bridge_egress(port, &buf, &d) {
+                Some(p) => p,
+                None => {
+                    self.mac_probe(port, real.dst);
+                    return self.drop_frame(port, buf, DropReason::MacUnknown);
+                }
+            }
+        } else {
+            let Some(hop) = self.routes.lookup(real.dst) else {
+                self.icmp_error(port, &buf, &d, icmp::DEST_UNREACH, icmp::UNREACH_NET, 0);
+                return self.drop_frame(port, buf, DropReason::NoRoute);
+            };
+            hop.iface
         };
-        let egress = hop.iface;
         if egress == port {
             return self.drop_frame(port, buf, DropReason::SameInterface);
         }
-        if d.ttl <= 1 {
+        if self.ttl_exhausted(&d) {
             return self.ttl_expired(port, buf, &d);
         }
         match acl::decide(&self.cfg, &mut self.acl_hits, port, egress, &real, d.icmp_type) {
@@ -658,6 +731,9 @@ impl Appliance {
                 return self.drop_frame(port, buf, r);
             }
         };
+        if self.bridged() {
+            self.note_endpoints(slot, &buf);
+        }
         // Embryonic TCP is not replicated: a half-open connection lost in a
         // failover costs a SYN retransmission, while replicating every SYN
         // would let a SYN flood fill the failover link. UDP and ICMP go now.
@@ -702,12 +778,23 @@ impl Appliance {
     }
 
     /// Rewrite `d` to `target`, decrement TTL, find the next hop and send
-    /// (or park the frame until ARP answers).
+    /// (or park the frame until ARP answers). In transparent mode the frame
+    /// leaves unchanged by the port its destination MAC is behind.
     fn forward(&mut self, port: IfIndex, mut buf: FrameBuf, d: &mut PacketDesc, target: KeyV4, now: Instant) {
-        let Some(hop) = self.routes.lookup(target.dst) else {
-            return self.drop_frame(port, buf, DropReason::NoRoute);
+        let (out, next_hop) = if self.bridged() {
+            let Some(out) = self.bridge_egress(port, &buf, d) else {
+                return self.drop_frame(port, buf, DropReason::MacUnknown);
+            };
+            if out == port {
+                return self.drop_frame(port, buf, DropReason::SameInterface);
+            }
+            (out, None)
+        } else {
+            let Some(hop) = self.routes.lookup(target.dst) else {
+                return self.drop_frame(port, buf, DropReason::NoRoute);
+            };
+            (hop.iface, Some(hop.ip))
         };
-        let out = hop.iface;
         let egress = &self.ports[out.idx()];
         if d.ip_len > egress.mtu as usize {
             if d.df {
@@ -725,22 +812,30 @@ impl Appliance {
             let e = FragEntry { src: target.src, dst: target.dst, expires: now + self.cfg.timeouts.fragment };
             self.frags.insert(fk, e);
         }
+        let Some(ip) = next_hop else {
+            return self.forwarded(out, buf, now);
+        };
         pdesc::rewrite(buf.as_mut(), d, &target);
         pdesc::decrement_ttl(buf.as_mut(), d);
         buf.truncate(d.l3 + d.ip_len);
         buf.as_mut()[ether::SRC].copy_from_slice(&src_mac.0);
-        self.send_to_next_hop(out, hop.ip, buf, now);
+        self.send_to_next_hop(out, ip, buf, now);
+    }
+
+    /// Send a forwarded frame, counted (and timed after a takeover).
+    fn forwarded(&mut self, out: IfIndex, buf: FrameBuf, now: Instant) {
+        self.counters.events.frames_forwarded += 1;
+        if self.first_forward_pending {
+            self.ha_note_first_forward(now);
+        }
+        self.emit(out, buf);
     }
 
     fn send_to_next_hop(&mut self, out: IfIndex, ip: u32, mut buf: FrameBuf, now: Instant) {
         match self.arp.lookup(ip, now) {
             Lookup::Hit(mac) => {
                 buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
-                self.counters.events.frames_forwarded += 1;
-                if self.first_forward_pending {
-                    self.ha_note_first_forward(now);
-                }
-                self.emit(out, buf);
+                self.forwarded(out, buf, now);
             }
             Lookup::HitRefresh(mac) => {
                 buf.as_mut()[ether::DST].copy_from_slice(&mac.0);
@@ -788,6 +883,9 @@ impl Appliance {
         let f = orig.as_ref();
         if d.icmp == Some(IcmpKind::Error) || d.is_later_fragment() || f[0] & 1 == 1 || self.is_martian_src(d.key.src) {
             return;
+        }
+        if self.ports[port.idx()].addr == 0 {
+            return; // transparent mode: no address to send it from
         }
         if !self.icmp_allowed(None) {
             return;
@@ -843,6 +941,9 @@ impl Appliance {
             self.counters.events.conns_expired += expired as u64;
             self.ha_adopt_pass(now);
             self.frags.retain(|_, e| e.expires > now);
+            if now >= self.next_mac_age && self.forwarding() {
+                self.mac_age(now);
+            }
         }
         let mut work = arp::TimerWork::default();
         self.arp.handle_timeout(now, &mut work);
@@ -869,6 +970,9 @@ impl Appliance {
                 if !same {
                     return Err(CommandError::InterfacesChanged);
                 }
+                if cfg.mode != self.cfg.mode {
+                    return Err(CommandError::ModeChanged);
+                }
                 if let (Some(a), Some(b)) = (&cfg.failover, &self.cfg.failover) {
                     if a.unit != b.unit || a.key != b.key || a.preempt.is_some() != b.preempt.is_some() {
                         return Err(CommandError::FailoverIdentityChanged);
@@ -883,6 +987,14 @@ impl Appliance {
                 if let (Some(ha), Some(fo)) = (self.ha.as_mut(), cfg.failover.as_ref()) {
                     ha.reconfigure(&cfg, fo);
                 }
+                self.macs.set_limits(cfg.limits.max_macs as usize, cfg.timeouts.mac);
+                let groups = port_groups(&cfg);
+                if groups != self.port_group {
+                    // Stations were learned per group: regrouped ports start afresh.
+                    self.macs.clear();
+                    self.port_group = groups;
+                }
+                self.macs.set_static(static_macs(&cfg), _now);
                 self.cfg = *cfg;
                 self.counters.events.reloads += 1;
                 self.announce();
@@ -910,7 +1022,7 @@ impl Appliance {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let busy = !self.ct.is_empty() || !self.frags.is_empty() || !self.arp.is_empty();
+        let busy = !self.ct.is_empty() || !self.frags.is_empty() || !self.arp.is_empty() || !self.macs.is_empty();
         let tick = busy.then_some(self.next_tick);
         let t = crate::time::earliest(tick, self.arp.poll_timeout());
         crate::time::earliest(t, self.ha_poll_timeout())
@@ -1001,7 +1113,8 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                         real,
                         real_port,
                     } => {
-                        let m = mapped.unwrap_or(app.cfg.iface(outside).address.addr);
+                        let m =
+                            mapped.or(app.cfg.iface(outside).address.map(|a| a.addr)).unwrap_or(Ipv4Addr::UNSPECIFIED);
                         xlates.push(show::XlateLine {
                             kind: "static-pat".into(),
                             proto: proto_name(p),
@@ -1046,6 +1159,20 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                 })
                 .collect(),
         ),
+        ShowWhat::Mac => Report::Mac(
+            app.macs
+                .entries()
+                .into_iter()
+                .take(SHOW_MAX_LINES)
+                .map(|((g, mac), e)| show::MacLine {
+                    bridge_group: app.cfg.bridge_groups.get(g as usize).map_or_else(String::new, |b| b.name.clone()),
+                    interface: name(e.port),
+                    mac: mac.to_string(),
+                    kind: if e.fixed { "static" } else { "dynamic" }.into(),
+                    age_s: if e.fixed { 0 } else { now.saturating_since(e.seen).as_secs() },
+                })
+                .collect(),
+        ),
         ShowWhat::Route => Report::Route(
             app.routes
                 .routes()
@@ -1067,7 +1194,7 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
                     name: c.name.clone(),
                     tap: c.tap.clone(),
                     mac: c.mac.to_string(),
-                    address: c.address.to_string(),
+                    address: c.address.map_or_else(|| "unassigned".into(), |a| a.to_string()),
                     security_level: c.security_level,
                     mtu: c.mtu,
                     counters: app.counters.ifaces[i].clone(),
@@ -1090,6 +1217,9 @@ fn show_report(app: &Appliance, what: ShowWhat, now: Instant) -> Report {
 
 #[path = "appliance_ha.rs"]
 mod ha_glue;
+
+#[path = "appliance_bridge.rs"]
+mod bridge_glue;
 
 #[cfg(test)]
 #[path = "appliance_tests.rs"]

@@ -10,6 +10,7 @@
 use super::*;
 use crate::failover::arp_sync::ArpSync;
 use crate::failover::conn_sync::{self, ConnSync};
+use crate::failover::mac_sync::{self, MacSync};
 use crate::failover::{Ha, Path, GARP_ROUNDS, GARP_SPACING, HELLO_ETHERTYPE, HELLO_MAC};
 use crate::ha::datagram;
 use crate::ha::hello::{hello_flags, BulkStatus, HelloRepr};
@@ -118,11 +119,10 @@ impl Appliance {
             }
         }
         if kind == Kind::Hello {
-            if let Some(ext) = body.get(crate::ha::hello::HELLO_LEN..crate::ha::hello::HELLO_LEN + 8) {
-                ha.peer_tables = [
-                    u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) as u64,
-                    u32::from_be_bytes([ext[4], ext[5], ext[6], ext[7]]) as u64,
-                ];
+            // Table sizes, one u32 each, as many as the peer sends.
+            let ext = body.get(crate::ha::hello::HELLO_LEN..).unwrap_or_default();
+            for (n, b) in ha.peer_tables.iter_mut().zip(ext.chunks_exact(4)) {
+                *n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
             }
             match HelloRepr::parse(&body) {
                 Ok(hello) => self.ha_hello(ha, &h, hello, path, now),
@@ -205,8 +205,12 @@ impl Appliance {
             ha.outbox = crate::ha::outbox::Outbox::new(16, Duration::from_millis(1));
             ha.tombstones.clear();
             self.ports = ports_of(&self.cfg, &self.nat, false);
+            // Every station the peer knew was just heard, as far as we know.
+            self.macs.adopt(now);
+            let refresh_before = self.counters.events.mac_refresh_sent;
             let queued = self.out.len();
             self.announce();
+            let refreshed = self.counters.events.mac_refresh_sent - refresh_before;
             // Re-confirm every next hop we inherited: a neighbour that
             // changed its MAC since the peer learned it answers, and
             // switches see us on the way.
@@ -233,6 +237,7 @@ impl Appliance {
                 step_us: None,
                 on_wire_us: None,
                 first_forward_us: None,
+                switch_refresh_frames: self.bridged().then_some(refreshed),
             };
             detail = format!(
                 "takeover {:?}: {} connections, {} ARP entries; {} us since the last hello",
@@ -241,6 +246,14 @@ impl Appliance {
                 self.arp.entries().len(),
                 detect
             );
+            if self.bridged() {
+                detail += &format!(
+                    "; {} MAC entries; switch refresh: {refreshed} frames (repeated {} times, {} ms apart)",
+                    self.macs.len(),
+                    GARP_ROUNDS - 1,
+                    GARP_SPACING.as_millis()
+                );
+            }
             ha.last_takeover = Some(b);
         } else if t.leaves_active() || (t.to != State::Active && ha.active) {
             ha.active = false;
@@ -282,6 +295,7 @@ impl Appliance {
                     // The bulk is the whole truth: forget the old copy.
                     self.ct.clear();
                     self.arp.clear();
+                    self.macs.clear();
                     ha.bulk_rx = BulkStatus::InProgress;
                 }
                 Kind::BulkEnd => {
@@ -296,9 +310,8 @@ impl Appliance {
             }
             let mut report = ApplyReport::default();
             {
-                let mut cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
-                let mut asy = ArpSync { arp: &mut self.arp };
-                let tables: &mut [&mut dyn ReplicatedTable] = &mut [&mut cs, &mut asy];
+                let (mut cs, mut asy, mut ms) = self.sync_tables(&ha.tombstones, now);
+                let tables: &mut [&mut dyn ReplicatedTable] = &mut [&mut cs, &mut asy, &mut ms];
                 if apply_body(&d.body, tables, now, &mut report).is_err() {
                     ha.count("ha-body-malformed");
                 }
@@ -318,18 +331,33 @@ impl Appliance {
         }
     }
 
+    /// The replicated tables, borrowed together.
+    fn sync_tables<'a>(
+        &'a mut self,
+        tombstones: &'a HashMap<u64, KeyV4>,
+        now: Instant,
+    ) -> (ConnSync<'a>, ArpSync<'a>, MacSync<'a>) {
+        let cs = ConnSync {
+            ct: &mut self.ct,
+            tombstones,
+            routes: &self.routes,
+            ports: self.ports.len(),
+            endpoints: &mut self.endpoints,
+            now,
+        };
+        (cs, ArpSync { arp: &mut self.arp }, MacSync { macs: &mut self.macs, groups: &self.port_group })
+    }
+
     fn ha_start_bulk(&mut self, ha: &mut Ha, now: Instant) {
         if !ha.active {
             return;
         }
         ha.count("ha-bulk-sent");
         ha.stream.send(Kind::BulkStart, Vec::new(), now);
-        {
-            let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
-            ha.outbox.mark_all(&cs, now);
+        let (cs, asy, ms) = self.sync_tables(&ha.tombstones, now);
+        for t in [&cs as &dyn ReplicatedTable, &asy, &ms] {
+            ha.outbox.mark_all(t, now);
         }
-        let asy = ArpSync { arp: &mut self.arp };
-        ha.outbox.mark_all(&asy, now);
         ha.bulk_end_pending = true;
     }
 
@@ -351,12 +379,11 @@ impl Appliance {
             let mut body = Vec::with_capacity(wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
             let written = {
                 let mut w = BodyWriter::new(&mut body, wire::max_body(wire::DEFAULT_MAX_DATAGRAM));
-                let cs = ConnSync { ct: &mut self.ct, tombstones: &ha.tombstones, routes: &self.routes, now };
-                let arp = &mut self.arp;
-                let asy = ArpSync { arp };
+                let (cs, asy, ms) = self.sync_tables(&ha.tombstones, now);
                 ha.outbox.fill(&mut w, |k| match k {
                     conn_sync::KIND => Some(&cs as &dyn ReplicatedTable),
                     crate::failover::arp_sync::KIND => Some(&asy as &dyn ReplicatedTable),
+                    mac_sync::KIND => Some(&ms as &dyn ReplicatedTable),
                     _ => None,
                 })
             };
@@ -447,6 +474,7 @@ impl Appliance {
         // for the peer's `show failover`.
         buf.extend_from_slice(&self.ct.len().to_be_bytes());
         buf.extend_from_slice(&(self.arp.entries().len() as u32).to_be_bytes());
+        buf.extend_from_slice(&(self.macs.len() as u32).to_be_bytes());
         datagram::seal(&mut ha.hello_sealer, &mut buf).ok()?;
         Some(buf)
     }
@@ -719,14 +747,17 @@ impl Appliance {
             lag_records,
             lag_ms: ha.outbox.oldest().map_or(0, |t| now.saturating_since(t).as_millis()),
             bulk: format!("{:?}", if ha.active { BulkStatus::Idle } else { ha.bulk_rx }).to_lowercase(),
-            tables: vec![
-                show::FailoverTable { name: "conn".into(), local: self.ct.len() as u64, peer: ha.peer_tables[0] },
-                show::FailoverTable {
-                    name: "arp".into(),
-                    local: self.arp.entries().len() as u64,
-                    peer: ha.peer_tables[1],
-                },
-            ],
+            tables: [
+                ("conn", self.ct.len() as u64),
+                ("arp", self.arp.entries().len() as u64),
+                ("mac", self.macs.len() as u64),
+            ]
+            .into_iter()
+            .zip(ha.peer_tables)
+            // The MAC table is transparent mode's alone.
+            .filter(|((name, _), _)| *name != "mac" || self.bridged())
+            .map(|((name, local), peer)| show::FailoverTable { name: name.into(), local, peer })
+            .collect(),
             at_risk: if ha.active { lag_records } else { 0 },
             last_takeover: ha.last_takeover.clone(),
             counters: ha.counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

@@ -463,3 +463,253 @@ fn reload_applies_failover_timers_and_refuses_a_new_identity() {
     assert_eq!(r.app.handle_command(Command::Reload(Box::new(cfg)), r.now), Err(CommandError::FailoverIdentityChanged));
     assert_eq!(r.app.ha.as_ref().unwrap().cfg.hold, Duration::from_millis(8), "a refused reload changes nothing");
 }
+
+// ---------------------------------------------------------------------------
+// Transparent mode.
+
+const BR_HOST: &str = "192.168.10.10";
+const BR_ROUTER: &str = "192.168.10.254";
+const BR_SERVER: &str = "192.168.10.80";
+
+impl Rig {
+    fn bridge() -> Rig {
+        Rig::with(bridge_config())
+    }
+    /// The host ARPs for the router and the router answers: the bridge
+    /// learns both (and floods the request).
+    fn bridge_neighbours(&mut self) {
+        self.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+        self.send(OUTSIDE, arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST));
+    }
+    fn mac_lines(&self) -> Vec<(String, String)> {
+        let Report::Mac(lines) = self.app.show(ShowWhat::Mac, self.now) else { panic!() };
+        lines.into_iter().map(|l| (l.interface, l.mac)).collect()
+    }
+}
+
+#[test]
+fn transparent_starts_silent_and_bridges_arp_by_mac() {
+    let mut app = Appliance::new(bridge_config(), T0, Box::new(SeededRng::new(1)));
+    assert!(app.poll_output().is_none(), "no address, no gratuitous ARP");
+    let mut r = Rig::bridge();
+    let req = arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER);
+    let out = r.send(INSIDE, req.clone());
+    let ports: Vec<IfIndex> = out.iter().map(|(p, _)| *p).collect();
+    assert_eq!(ports, vec![OUTSIDE, DMZ], "a broadcast floods every other port");
+    assert!(out.iter().all(|(_, f)| f[..] == req.as_ref()[..]), "unchanged");
+    let reply = arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST);
+    let out = r.send(OUTSIDE, reply.clone());
+    assert_eq!(out, vec![(INSIDE, reply.as_ref().to_vec())], "a known unicast goes to its port only");
+    assert_eq!(
+        r.mac_lines(),
+        vec![
+            ("inside".to_string(), "02:00:00:00:01:0a".to_string()),
+            ("outside".to_string(), "02:00:00:00:02:fe".to_string())
+        ]
+    );
+    let ev = &r.app.counters().events;
+    assert_eq!((ev.macs_learned, ev.frames_flooded, ev.frames_forwarded), (2, 1, 1));
+    // Same segment: the destination is on the port the frame came from.
+    let out = r.send(INSIDE, arp(arpw::REPLY, HOST_MAC, [2, 0, 0, 0, 1, 11], "192.168.10.11", HOST_MAC, BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::SameInterface), 1);
+}
+
+#[test]
+fn transparent_tcp_passes_unchanged_through_conntrack_and_policy() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let syn = tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, "198.51.100.80", 80, 1000, 0, "S", b"");
+    let out = r.send(INSIDE, syn.clone());
+    assert_eq!(out, vec![(OUTSIDE, syn.as_ref().to_vec())], "no NAT, no TTL decrement, no MAC rewrite");
+    let sa = tcp(ROUTER_MAC, HOST_MAC, "198.51.100.80", 80, BR_HOST, 50000, 9000, 1001, "SA", b"");
+    let out = r.send(OUTSIDE, sa.clone());
+    assert_eq!(out, vec![(INSIDE, sa.as_ref().to_vec())]);
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, "198.51.100.80", 80, 1001, 9001, "A", b""));
+    let Report::Conn(c) = r.app.show(ShowWhat::Conn, r.now) else { panic!() };
+    assert_eq!((c.in_use, c.conns[0].from_if.as_str(), c.conns[0].to_if.as_str()), (1, "inside", "outside"));
+    // Still a stateful firewall: out-of-window, no SYN, and policy.
+    let out =
+        r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, "198.51.100.80", 80, BR_HOST, 50000, 99_000_000, 1001, "A", b"x"));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::TcpOutOfWindow), 1);
+    let out = r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, "198.51.100.7", 3333, BR_HOST, 22, 1, 0, "S", b""));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::AclDeny), 1);
+    // TTL 1 passes a bridge as it is; a ping the outside ACL permits.
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], [2, 0, 0, 0, 1, 20], "192.168.10.20", [0; 6], BR_ROUTER));
+    let ping = ping(ROUTER_MAC, [2, 0, 0, 0, 1, 20], BR_ROUTER, "192.168.10.20", 9, 1, 1);
+    let out = r.send(OUTSIDE, ping.clone());
+    assert_eq!(out, vec![(INSIDE, ping.as_ref().to_vec())]);
+    assert_eq!(seen(&out[0].1).ttl, 1);
+    assert_eq!(r.dropped(DropReason::TtlExpired), 0);
+    // Inside -> dmz (100 -> 50) passes; dmz -> inside needs an ACL.
+    r.send(DMZ, arp(arpw::REQUEST, [0xff; 6], SERVER_MAC, BR_SERVER, [0; 6], BR_HOST));
+    let out = r.send(INSIDE, udp(HOST_MAC, SERVER_MAC, BR_HOST, 5000, BR_SERVER, 53, b"q"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, DMZ);
+    let out = r.send(DMZ, udp(SERVER_MAC, HOST_MAC, BR_SERVER, 6000, BR_HOST, 53, b"q"));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::SecurityLevel), 1);
+}
+
+#[test]
+fn transparent_unknown_destination_mac_is_probed_not_flooded() {
+    let mut r = Rig::bridge();
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    // The router's MAC is unknown (its ARP cache outlived our MAC table).
+    let q = udp(HOST_MAC, ROUTER_MAC, BR_HOST, 40000, BR_ROUTER, 53, b"query");
+    let out = r.send(INSIDE, q.clone());
+    assert_eq!(r.dropped(DropReason::MacUnknown), 1);
+    assert_eq!(out.len(), 2, "a probe out of each other port");
+    for ((port, f), mac) in out.iter().zip([FW_OUT_MAC, FW_DMZ_MAC]) {
+        assert_ne!(*port, INSIDE);
+        let a = &f[14..];
+        assert_eq!((&f[6..12], be16(a, arpw::OPER)), (&mac[..], arpw::REQUEST));
+        assert_eq!((be32(a, arpw::SPA), be32(a, arpw::TPA)), (0, u32::from(ip(BR_ROUTER))), "RFC 5227 probe");
+    }
+    assert_eq!(r.app.conn_count(), 0);
+    // The router answers the probe (to our MAC): learned, not passed on.
+    let out = r.send(OUTSIDE, arp(arpw::REPLY, FW_OUT_MAC, ROUTER_MAC, BR_ROUTER, FW_OUT_MAC, "0.0.0.0"));
+    assert!(out.is_empty());
+    // The retransmission passes.
+    let out = r.send(INSIDE, q.clone());
+    assert_eq!(out, vec![(OUTSIDE, q.as_ref().to_vec())]);
+}
+
+#[test]
+fn transparent_drops_what_it_does_not_bridge() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let mut v6 = udp(HOST_MAC, ROUTER_MAC, BR_HOST, 1, BR_ROUTER, 2, b"").as_ref().to_vec();
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut lldp = v6.clone();
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+    let to_us = udp(HOST_MAC, FW_IN_MAC, BR_HOST, 1, BR_ROUTER, 2, b"");
+    let bcast = udp(HOST_MAC, [0xff; 6], BR_HOST, 68, "255.255.255.255", 67, b"dhcp");
+    for f in [FrameBuf::from_slice(&v6), FrameBuf::from_slice(&lldp), to_us, bcast] {
+        assert!(r.send(INSIDE, f).is_empty());
+    }
+    for d in [DropReason::Ipv6, DropReason::UnknownEthertype, DropReason::ToSelf, DropReason::L3Broadcast] {
+        assert_eq!(r.dropped(d), 1, "{}", d.name());
+    }
+}
+
+#[test]
+fn transparent_mac_aging_leaves_live_flows_on_their_side() {
+    let mut r = Rig::bridge();
+    r.bridge_neighbours();
+    let srv = "198.51.100.80";
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, srv, 80, 1000, 0, "S", b""));
+    r.send(OUTSIDE, tcp(ROUTER_MAC, HOST_MAC, srv, 80, BR_HOST, 50000, 9000, 1001, "SA", b""));
+    r.send(INSIDE, tcp(HOST_MAC, ROUTER_MAC, BR_HOST, 50000, srv, 80, 1001, 9001, "A", b""));
+    // Five minutes of silence from the host, the router keeps talking.
+    r.advance(Duration::from_secs(200));
+    r.send(OUTSIDE, arp(arpw::REQUEST, [0xff; 6], ROUTER_MAC, BR_ROUTER, [0; 6], "192.168.10.99"));
+    r.advance(Duration::from_secs(101));
+    assert_eq!(r.mac_lines(), vec![("outside".to_string(), "02:00:00:00:02:fe".to_string())]);
+    assert_eq!(r.app.counters().events.macs_aged, 1);
+    // The connection remembers the host's side.
+    let a = tcp(ROUTER_MAC, HOST_MAC, srv, 80, BR_HOST, 50000, 9001, 1001, "AP", b"late");
+    let out = r.send(OUTSIDE, a.clone());
+    assert_eq!(out, vec![(INSIDE, a.as_ref().to_vec())]);
+}
+
+#[test]
+fn transparent_reload_refuses_a_mode_change() {
+    let mut r = Rig::bridge();
+    let e = r.app.handle_command(Command::Reload(Box::new(lab_config())), r.now);
+    assert_eq!(e, Err(CommandError::ModeChanged));
+    let mut cfg = bridge_config();
+    cfg.timeouts.mac = Duration::from_secs(10);
+    assert_eq!(r.app.handle_command(Command::Reload(Box::new(cfg)), r.now), Ok(()));
+    r.bridge_neighbours();
+    r.drain();
+    r.advance(Duration::from_secs(12));
+    assert!(r.mac_lines().is_empty(), "the new aging time applies");
+}
+
+/// Two groups: inside and outside, with a management address, a static
+/// station, LLDP permitted and BPDUs dropped; and dmz alone (a config file
+/// needs two members per group, the core takes what it is given).
+fn two_groups() -> Config {
+    let mut c = bridge_config();
+    c.bridge_groups[0].members = vec![INSIDE, OUTSIDE];
+    c.bridge_groups[0].address = Some("192.168.10.5/24".parse().unwrap());
+    c.bridge_groups[0].static_macs = vec![(Mac(SERVER_MAC), OUTSIDE)];
+    c.bridge_groups[0].ethertypes = vec![0x88cc];
+    c.bridge_groups[0].bpdu_forward = false;
+    let mut dmz = c.bridge_groups[0].clone();
+    dmz.name = "bg2".into();
+    dmz.members = vec![DMZ];
+    dmz.address = None;
+    dmz.static_macs.clear();
+    c.bridge_groups.push(dmz);
+    c
+}
+
+#[test]
+fn transparent_management_address_answers_arp_and_ping_and_sources_probes() {
+    let mut r = Rig::with(two_groups());
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], "192.168.10.5"));
+    assert_eq!(out.len(), 1, "answered, not flooded");
+    let a = &out[0].1[14..];
+    assert_eq!((be16(a, arpw::OPER), &a[arpw::SHA]), (arpw::REPLY, &FW_IN_MAC[..]));
+    let out = r.send(INSIDE, ping(HOST_MAC, FW_IN_MAC, BR_HOST, "192.168.10.5", 7, 1, 64));
+    let s = seen(&out[0].1);
+    assert_eq!((out[0].0, s.src, s.dst, s.icmp_type), (INSIDE, ip("192.168.10.5"), ip(BR_HOST), Some(0)));
+    // Other IPv4 to our MAC has no service here.
+    assert!(r.send(INSIDE, udp(HOST_MAC, FW_IN_MAC, BR_HOST, 1, "192.168.10.6", 2, b"")).is_empty());
+    assert_eq!(r.dropped(DropReason::ToSelf), 1);
+    // A probe for an unknown MAC comes from the management address, within the group.
+    let out = r.send(INSIDE, udp(HOST_MAC, ROUTER_MAC, BR_HOST, 40000, BR_ROUTER, 53, b"q"));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].0, be32(&out[0].1[14..], arpw::SPA)), (OUTSIDE, u32::from(ip("192.168.10.5"))));
+}
+
+#[test]
+fn transparent_groups_static_entries_and_l2_policy() {
+    let mut r = Rig::with(two_groups());
+    // A broadcast floods its own group only: inside -> outside, not dmz.
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    assert_eq!(out.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![OUTSIDE]);
+    // The DMZ group is a bridge of one: nothing leaves it.
+    assert!(r
+        .send(DMZ, arp(arpw::REQUEST, [0xff; 6], [2, 0, 0, 0, 3, 11], "192.168.10.81", [0; 6], BR_HOST))
+        .is_empty());
+    // The server is pinned to outside: heard inside, it is dropped.
+    let out = r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], SERVER_MAC, BR_SERVER, [0; 6], BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::MacStaticConflict), 1);
+    // Unicast to the static station goes out its interface.
+    let f = arp(arpw::REPLY, SERVER_MAC, HOST_MAC, BR_HOST, SERVER_MAC, BR_SERVER);
+    assert_eq!(r.send(INSIDE, f).iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![OUTSIDE]);
+    // LLDP is on the group's list; STP BPDUs are dropped; IPv6 is not listed.
+    let mut l2 =
+        arp(arpw::REQUEST, [0x01, 0x80, 0xc2, 0, 0, 0x0e], HOST_MAC, BR_HOST, [0; 6], BR_HOST).as_ref().to_vec();
+    l2[12..14].copy_from_slice(&[0x88, 0xcc]);
+    assert_eq!(r.send(INSIDE, FrameBuf::from_slice(&l2)).len(), 1);
+    l2[..6].copy_from_slice(&[0x01, 0x80, 0xc2, 0, 0, 0]);
+    l2[12..14].copy_from_slice(&[0x00, 0x26]);
+    assert!(r.send(INSIDE, FrameBuf::from_slice(&l2)).is_empty());
+    assert_eq!(r.dropped(DropReason::Bpdu), 1);
+    let Report::Mac(lines) = r.app.show(ShowWhat::Mac, r.now) else { panic!() };
+    let server = lines.iter().find(|l| l.mac == "02:00:00:00:03:0a").unwrap();
+    assert_eq!(
+        (server.kind.as_str(), server.interface.as_str(), server.bridge_group.as_str()),
+        ("static", "outside", "bg1")
+    );
+}
+
+#[test]
+fn transparent_full_mac_table_drops_new_stations() {
+    let mut cfg = bridge_config();
+    cfg.limits.max_macs = 1;
+    let mut r = Rig::with(cfg);
+    r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER));
+    let out = r.send(OUTSIDE, arp(arpw::REPLY, HOST_MAC, ROUTER_MAC, BR_ROUTER, HOST_MAC, BR_HOST));
+    assert!(out.is_empty());
+    assert_eq!(r.dropped(DropReason::MacTableFull), 1);
+    // The known station still passes.
+    assert_eq!(r.send(INSIDE, arp(arpw::REQUEST, [0xff; 6], HOST_MAC, BR_HOST, [0; 6], BR_ROUTER)).len(), 2);
+}

@@ -31,7 +31,7 @@ drop_reasons! {
     EthTooShort = "eth-too-short" : "l2", "frame shorter than an Ethernet header";
     NotForUs = "l2-not-for-us" : "l2", "destination MAC is neither ours nor broadcast/multicast";
     Vlan = "l2-vlan-unsupported" : "l2", "802.1Q tagged frame on an untagged port";
-    UnknownEthertype = "l2-unknown-ethertype" : "l2", "ethertype the appliance does not handle";
+    UnknownEthertype = "l2-unknown-ethertype" : "l2", "ethertype the appliance does not handle (transparent mode: not in the group's ethertypes)";
     Ipv6 = "ipv6-unsupported" : "l3", "IPv6 is not routed yet";
     ArpMalformed = "arp-malformed" : "arp", "ARP packet that is not Ethernet/IPv4 or is truncated";
     ArpNotForUs = "arp-not-for-us" : "arp", "ARP for an address the appliance does not own";
@@ -44,6 +44,10 @@ drop_reasons! {
     TtlExpired = "ttl-expired" : "route", "TTL reached zero; ICMP time exceeded sent";
     NoRoute = "no-route" : "route", "no route to the destination";
     SameInterface = "same-interface" : "route", "would leave by the interface it came in on";
+    MacUnknown = "mac-unknown" : "bridge", "new flow to a MAC the bridge has not learned; an ARP probe was sent";
+    MacTableFull = "mac-table-full" : "bridge", "new source MAC while the MAC table is full (limits.max_macs)";
+    MacStaticConflict = "mac-static-conflict" : "bridge", "source MAC pinned by a static entry to another interface";
+    Bpdu = "bpdu" : "bridge", "spanning-tree BPDU on a bridge group with bpdu = \"drop\"";
     MtuExceeded = "mtu-exceeded" : "route", "larger than the egress MTU";
     L3Broadcast = "ipv4-broadcast" : "l3", "IPv4 broadcast or multicast, which the appliance does not route";
     ToSelf = "to-self" : "local", "addressed to the appliance, no service there";

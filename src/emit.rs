@@ -32,6 +32,15 @@ pub fn arp_packet(buf: &mut FrameBuf, op: u16, eth_dst: Mac, sha: Mac, spa: u32,
     put32(a, arp::TPA.start, tpa);
 }
 
+/// A RARP "request reverse" naming `mac` as sender and target, broadcast
+/// with `mac` as the Ethernet source: the frame QEMU's announce-self sends
+/// (net/announce.c) so that switches learn where a station now is. Hosts
+/// do not answer RARP.
+pub fn rarp_announce(buf: &mut FrameBuf, mac: Mac) {
+    arp_packet(buf, arp::RARP_REQUEST_REVERSE, Mac::BROADCAST, mac, 0, mac, 0);
+    put16(buf.as_mut(), ether::TYPE.start, ether::TYPE_RARP);
+}
+
 fn ipv4_header(b: &mut [u8], total: usize, proto: u8, src: u32, dst: u32, tos: u8) {
     b[..20].fill(0);
     b[ipv4::VER_IHL] = 0x45;

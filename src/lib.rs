@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod appliance;
 pub mod arp;
+pub mod bridge;
 pub mod config;
 pub mod conntrack;
 pub mod control;

@@ -33,10 +33,9 @@ impl RouteTable {
             .interfaces
             .iter()
             .enumerate()
-            .map(|(i, ifc)| Route {
-                dest: Ipv4Net::new(ifc.address.network(), ifc.address.len),
-                gateway: None,
-                iface: IfIndex(i as u8),
+            .filter_map(|(i, ifc)| {
+                let a = ifc.address?; // transparent mode: nothing is connected
+                Some(Route { dest: Ipv4Net::new(a.network(), a.len), gateway: None, iface: IfIndex(i as u8) })
             })
             .collect();
         routes.extend(cfg.routes.iter().map(|r| Route {

@@ -14,10 +14,12 @@ pub enum ShowWhat {
     Interface,
     Counters,
     Failover,
+    Mac,
 }
 
 impl ShowWhat {
-    pub const NAMES: &'static [&'static str] = &["conn", "xlate", "arp", "route", "interface", "counters", "failover"];
+    pub const NAMES: &'static [&'static str] =
+        &["conn", "xlate", "arp", "route", "interface", "counters", "failover", "mac-address-table"];
     pub fn parse(s: &str) -> Option<ShowWhat> {
         Some(match s {
             "conn" => ShowWhat::Conn,
@@ -27,6 +29,7 @@ impl ShowWhat {
             "interface" => ShowWhat::Interface,
             "counters" => ShowWhat::Counters,
             "failover" => ShowWhat::Failover,
+            "mac-address-table" => ShowWhat::Mac,
             _ => return None,
         })
     }
@@ -89,6 +92,19 @@ pub struct ArpLine {
     pub mac: String,
     pub age_s: u64,
     pub state: String,
+}
+
+/// A MAC table entry (transparent mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct MacLine {
+    pub bridge_group: String,
+    pub interface: String,
+    pub mac: String,
+    /// "dynamic" (learned) or "static" (configured).
+    pub kind: String,
+    /// Seconds since a frame from the station (or since the takeover that
+    /// adopted the entry).
+    pub age_s: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -157,6 +173,8 @@ pub struct TakeoverBreakdown {
     pub on_wire_us: Option<u64>,
     /// From the last hello heard to the first frame forwarded.
     pub first_forward_us: Option<u64>,
+    /// Transparent mode: switch-refresh frames of the takeover's first round.
+    pub switch_refresh_frames: Option<u64>,
 }
 
 impl TakeoverBreakdown {
@@ -212,6 +230,7 @@ pub enum Report {
     Interface(Vec<InterfaceLine>),
     Counters(CountersReport),
     Failover(FailoverReport),
+    Mac(Vec<MacLine>),
 }
 
 impl Report {
@@ -224,6 +243,7 @@ impl Report {
             Report::Interface(r) => serde_json::to_value(r),
             Report::Counters(r) => serde_json::to_value(r),
             Report::Failover(r) => serde_json::to_value(r),
+            Report::Mac(r) => serde_json::to_value(r),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -271,6 +291,16 @@ impl Report {
             Report::Arp(lines) => {
                 for a in lines {
                     let _ = writeln!(s, "  {} {} {} {} {}", a.interface, a.ip, a.mac, a.age_s, a.state);
+                }
+            }
+            Report::Mac(lines) => {
+                let _ = writeln!(s, "  {:<12} {:<12} {:<17}  {:<8} age", "group", "interface", "mac address", "type");
+                for m in lines {
+                    let _ = writeln!(
+                        s,
+                        "  {:<12} {:<12} {:<17}  {:<8} {} s",
+                        m.bridge_group, m.interface, m.mac, m.kind, m.age_s
+                    );
                 }
             }
             Report::Route(lines) => {
@@ -358,6 +388,9 @@ fn failover_text(s: &mut String, r: &FailoverReport) {
     }
     if let Some(t) = &r.last_takeover {
         let _ = writeln!(s, "Last takeover ({}): {}", t.cause, t.line());
+        if let Some(n) = t.switch_refresh_frames {
+            let _ = writeln!(s, "  switch refresh: {n} frames, for every MAC table station and connection endpoint");
+        }
     }
     for (k, v) in &r.counters {
         if *v > 0 {

@@ -34,6 +34,15 @@ pub struct Events {
     pub fragments_forwarded: u64,
     pub frames_forwarded: u64,
     pub reloads: u64,
+    /// Transparent mode: frames copied to every other port (broadcast or
+    /// unknown destination), stations learned, moved between ports, not
+    /// learned for a full table, aged out; switch-refresh frames sent.
+    pub frames_flooded: u64,
+    pub macs_learned: u64,
+    pub mac_moves: u64,
+    pub mac_table_full: u64,
+    pub macs_aged: u64,
+    pub mac_refresh_sent: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -29,7 +29,7 @@ pub fn iface(name: &str, mac: [u8; 6], addr: &str, level: u8) -> InterfaceCfg {
         name: name.into(),
         tap: format!("tw-{name}"),
         mac: Mac(mac),
-        address: addr.parse().unwrap(),
+        address: Some(addr.parse().unwrap()),
         security_level: level,
         mtu: 1500,
         standby_address: None,
@@ -87,8 +87,47 @@ pub fn lab_config() -> Config {
         ],
         timeouts: Timeouts::default(),
         limits: Limits::default(),
+        bridge_groups: Vec::new(),
         failover: None,
     }
+}
+
+/// `lab_config` as a transparent bridge (ASA transparent mode): inside
+/// (100), outside (0) and dmz (50) carry one subnet, 192.168.10.0/24, and
+/// keep no address, route or NAT. The outside ACL permits ping to
+/// 192.168.10.20 and TCP port 80 to 192.168.10.80 (a server in the DMZ).
+/// Stations: HOST_MAC 192.168.10.10 inside, ROUTER_MAC 192.168.10.254
+/// outside, SERVER_MAC 192.168.10.80 in the DMZ.
+pub fn bridge_config() -> Config {
+    let mut c = lab_config();
+    c.mode = Mode::Transparent;
+    for i in &mut c.interfaces {
+        i.address = None;
+    }
+    c.routes.clear();
+    c.nat.clear();
+    c.bridge_groups = vec![BridgeGroup {
+        name: "bg1".into(),
+        members: vec![INSIDE, OUTSIDE, DMZ],
+        address: None,
+        standby_address: None,
+        static_macs: Vec::new(),
+        ethertypes: Vec::new(),
+        bpdu_forward: true,
+    }];
+    let permit = |proto: u8, dst: &str, dport: Option<u16>, icmp_type: Option<u8>| AclRule {
+        action: AclAction::Permit,
+        proto: Some(proto),
+        src: Ipv4Net::ANY,
+        dst: dst.parse().unwrap(),
+        sport: None,
+        dport: dport.map(|p| PortRange { lo: p, hi: p }),
+        icmp_type,
+        line: 0,
+    };
+    c.acls[OUTSIDE.idx()] =
+        Some(vec![permit(1, "192.168.10.20/32", None, Some(8)), permit(6, "192.168.10.80/32", Some(80), None)]);
+    c
 }
 
 pub fn udp(

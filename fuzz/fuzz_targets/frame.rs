@@ -4,6 +4,9 @@
 //! output drained. Nothing may panic. Checksums are not verified under
 //! `cfg(fuzzing)` (src/pdesc.rs), so the fuzzer reaches conntrack and NAT.
 //!
+//! The first input byte's bit `0x10` picks the transparent-mode lab
+//! (`testkit::bridge_config`: the same ports bridged, no NAT) instead.
+//!
 //! Input: records of `[ctrl, step, len_hi, len_lo, frame bytes...]`.
 //! * `ctrl & 3`: port (0 inside, 1 outside, 2 dmz, 3: no frame, timers only);
 //! * `ctrl & 4`: overwrite the destination MAC with the port's own MAC (as
@@ -20,7 +23,7 @@
 use libfuzzer_sys::fuzz_target;
 use twinwall::entropy::SeededRng;
 use twinwall::show::ShowWhat;
-use twinwall::testkit::{self, lab_config};
+use twinwall::testkit::{self, bridge_config, lab_config};
 use twinwall::{Appliance, IfIndex, Instant, Output};
 
 /// Timer rounds at one instant before giving up (as replay's driver).
@@ -48,7 +51,7 @@ fn run_timers(app: &mut Appliance, now: Instant) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let cfg = lab_config();
+    let cfg = if data.first().is_some_and(|c| c & 0x10 != 0) { bridge_config() } else { lab_config() };
     let macs: Vec<[u8; 6]> = cfg.interfaces.iter().map(|i| i.mac.0).collect();
     let mut now = Instant::from_millis(1_000_000);
     let mut app = Appliance::new(cfg, now, Box::new(SeededRng::new(7)));
@@ -86,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
         ShowWhat::Interface,
         ShowWhat::Counters,
         ShowWhat::Failover,
+        ShowWhat::Mac,
     ] {
         let r = app.show(what, now);
         std::hint::black_box((r.text(), r.json()));

@@ -18,19 +18,21 @@
 //! picks, so it is fixed here: if port allocation or the use of the seeded
 //! RNG changes, update it, regenerate the inputs and re-bless.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use twinwall::replay::pcap_out;
 use twinwall::time::Instant;
 
 use super::frames::*;
-use super::LAB_TOML;
+use super::{BRIDGE_TOML, LAB_TOML};
 
 /// One input frame: milliseconds after the case's start, receiving interface.
 /// The first port the PAT allocates with the replay seed (1): RFC 6056
 /// random start from `SeededRng::new(1)`, as of the first data-path commit.
 pub const PAT_PORT: u16 = 54720;
 
+#[derive(Clone)]
 pub struct Step {
     pub ms: u64,
     pub iface: &'static str,
@@ -39,6 +41,8 @@ pub struct Step {
 
 pub struct Case {
     pub name: &'static str,
+    /// The case's appliance.toml: [`LAB_TOML`] or [`BRIDGE_TOML`].
+    pub config: &'static str,
     pub steps: Vec<Step>,
 }
 
@@ -76,9 +80,10 @@ fn router_arp_reply(ms: u64) -> Step {
 
 pub fn all() -> Vec<Case> {
     let web = |port| ep(FW_INSIDE_MAC, WEB_IP, port);
-    vec![
+    let mut all = vec![
         // The firewall answers ARP for its own address, then echo requests to it.
         Case {
+            config: LAB_TOML,
             name: "arp_reply_and_ping",
             steps: vec![
                 host_arps_gateway(0),
@@ -89,6 +94,7 @@ pub fn all() -> Vec<Case> {
         // A DNS query leaves through PAT; the firewall ARPs for the server (the
         // router itself), the answer comes back and is translated to the host.
         Case {
+            config: LAB_TOML,
             name: "pat_udp_roundtrip",
             steps: vec![
                 host_arps_gateway(0),
@@ -99,6 +105,7 @@ pub fn all() -> Vec<Case> {
         },
         // A whole TCP connection through PAT, closed by the client.
         Case {
+            config: LAB_TOML,
             name: "pat_tcp_handshake_and_close",
             steps: vec![
                 host_arps_gateway(0),
@@ -130,6 +137,7 @@ pub fn all() -> Vec<Case> {
         // Unsolicited SYNs from outside: to an inside address, and to the PAT
         // address with no binding. Both dropped, nothing sent.
         Case {
+            config: LAB_TOML,
             name: "acl_outside_denied",
             steps: vec![
                 at(
@@ -143,6 +151,7 @@ pub fn all() -> Vec<Case> {
         // An established connection; the server side then sends a segment a
         // billion bytes ahead (dropped), then a good one (forwarded).
         Case {
+            config: LAB_TOML,
             name: "tcp_out_of_window",
             steps: vec![
                 host_arps_gateway(0),
@@ -170,6 +179,7 @@ pub fn all() -> Vec<Case> {
         // TTL 1 towards a routed destination: ICMP time exceeded back to the
         // host, quoting the UDP datagram, then the ICMP echo.
         Case {
+            config: LAB_TOML,
             name: "ttl_expired",
             steps: vec![
                 host_arps_gateway(0),
@@ -180,12 +190,102 @@ pub fn all() -> Vec<Case> {
         // TCP segments without a SYN and without state: an ACK from inside,
         // and an ACK from outside to the PAT address.
         Case {
+            config: LAB_TOML,
             name: "no_syn_first",
             steps: vec![
                 host_arps_gateway(0),
                 at(10, IN, tcp(host(40004), web(80), 64, ".", 3000, 7000, 502, b"")),
                 at(20, OUT, tcp(via_router(WEB_IP, 80), fw_out(40005), 60, ".", 7000, 3000, 509, b"")),
             ],
+        },
+    ];
+    all.extend(bridge_cases());
+    all
+}
+
+/// Transparent mode ([`BRIDGE_TOML`]): the host 192.168.10.10 inside, the
+/// server 192.168.10.80 (SERVER_MAC) outside, on one subnet.
+fn bridge_cases() -> Vec<Case> {
+    const SERVER_MAC: MacAddr = [0x02, 0x00, 0x00, 0x00, 0x02, 0x50];
+    const SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 80);
+    const MGMT_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 5);
+    let host = |port| ep(HOST_MAC, HOST_IP, port);
+    let server = |port| ep(SERVER_MAC, SERVER_IP, port);
+    let learn = |ms| {
+        vec![
+            at(ms, IN, arp_request(HOST_MAC, HOST_IP, SERVER_IP)),
+            at(ms + 1, OUT, arp_reply(SERVER_MAC, SERVER_IP, HOST_MAC, HOST_IP)),
+        ]
+    };
+    let ethertype = |dst: MacAddr, et: [u8; 2]| {
+        let mut f = arp_request(HOST_MAC, HOST_IP, SERVER_IP);
+        f[..6].copy_from_slice(&dst);
+        f[12..14].copy_from_slice(&et);
+        f
+    };
+    vec![
+        // Learning and flooding: the host's broadcast ARP is flooded, the
+        // server's unicast reply goes to the learned port; the management
+        // address answers ARP and ping itself.
+        Case {
+            name: "bridge_learn_and_flood",
+            config: BRIDGE_TOML,
+            steps: [
+                learn(0),
+                vec![
+                    at(10, IN, arp_request(HOST_MAC, HOST_IP, MGMT_IP)),
+                    at(20, IN, echo(host(0), ep(FW_INSIDE_MAC, MGMT_IP, 0), 64, false, 5, 1, b"mgmt")),
+                ],
+            ]
+            .concat(),
+        },
+        // Aging: 2 s after it was last heard, the server is forgotten, so a
+        // later unicast ARP to it is flooded again (see the counters).
+        Case {
+            name: "bridge_aging",
+            config: BRIDGE_TOML,
+            steps: [learn(0), vec![at(3500, IN, arp_reply(HOST_MAC, HOST_IP, SERVER_MAC, SERVER_IP))]].concat(),
+        },
+        // The group's ethertype policy: LLDP is listed and bridged; IPv6 and
+        // an unknown ethertype are dropped, and so are STP BPDUs (bpdu = "drop").
+        Case {
+            name: "bridge_ethertype_policy",
+            config: BRIDGE_TOML,
+            steps: vec![
+                at(0, IN, ethertype([0x01, 0x80, 0xc2, 0, 0, 0x0e], [0x88, 0xcc])),
+                at(10, IN, ethertype(BROADCAST, [0x86, 0xdd])),
+                at(20, IN, ethertype(BROADCAST, [0x12, 0x34])),
+                at(30, IN, ethertype([0x01, 0x80, 0xc2, 0, 0, 0], [0x00, 0x26])),
+            ],
+        },
+        // Policy through the bridge: inside to outside TCP passes unchanged
+        // (TTL too) and its replies follow the connection; the outside may
+        // ping the host (its ACL) but not open TCP to it; a new flow to an
+        // unknown MAC is dropped and probed from the management address.
+        Case {
+            name: "bridge_acl",
+            config: BRIDGE_TOML,
+            steps: [
+                learn(0),
+                vec![
+                    at(10, IN, tcp(host(40001), server(80), 64, "S", 1000, 0, 64240, b"")),
+                    at(11, OUT, tcp(server(80), host(40001), 64, "S.", 5000, 1001, 65160, b"")),
+                    at(12, IN, tcp(host(40001), server(80), 64, ".", 1001, 5001, 502, b"")),
+                    at(20, OUT, echo(server(0), host(0), 64, false, 9, 1, b"allowed")),
+                    at(30, OUT, tcp(server(5555), host(22), 64, "S", 77, 0, 1024, b"")),
+                    at(
+                        40,
+                        IN,
+                        udp(
+                            host(40002),
+                            ep([0x02, 0, 0, 0, 0x02, 0x99], Ipv4Addr::new(192, 168, 10, 99), 53),
+                            64,
+                            b"q",
+                        ),
+                    ),
+                ],
+            ]
+            .concat(),
         },
     ]
 }
@@ -203,7 +303,7 @@ pub fn write_all(dir: &Path) {
                 std::fs::remove_file(&p).unwrap();
             }
         }
-        std::fs::write(cdir.join("appliance.toml"), LAB_TOML).unwrap();
+        std::fs::write(cdir.join("appliance.toml"), case.config).unwrap();
         let mut ifaces: Vec<&str> = case.steps.iter().map(|s| s.iface).collect();
         ifaces.sort();
         ifaces.dedup();

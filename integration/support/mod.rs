@@ -43,6 +43,43 @@ inside = "inside"
 outside = "outside"
 "#;
 
+/// The transparent cases' bridge: inside (100) and outside (0) bridged in
+/// one group with management address 192.168.10.5, both sides on
+/// 192.168.10.0/24 (the "router" 203.0.113.254 of the routed cases stands
+/// for any station on the outside segment here); MAC aging 2 s so that a
+/// case sees it; LLDP bridged, BPDUs dropped; the outside ACL permits ping
+/// to the host only.
+pub const BRIDGE_TOML: &str = r#"[appliance]
+hostname = "fw-bridge"
+mode = "transparent"
+
+[[interface]]
+name = "inside"
+tap = "tw-inside"
+mac = "02:00:5e:10:00:01"
+security_level = 100
+
+[[interface]]
+name = "outside"
+tap = "tw-outside"
+mac = "02:00:5e:10:00:02"
+security_level = 0
+
+[[bridge_group]]
+name = "bg1"
+interfaces = ["inside", "outside"]
+address = "192.168.10.5/24"
+ethertypes = ["0x88cc"]
+bpdu = "drop"
+
+[[acl]]
+interface = "outside"
+rules = [ { action = "permit", proto = "icmp", dst = "192.168.10.10/32", icmp_type = 8 } ]
+
+[timeouts]
+mac = "2s"
+"#;
+
 /// [`LAB_TOML`], parsed.
 pub fn lab_config() -> Config {
     config::parse(LAB_TOML, "LAB_TOML").unwrap_or_else(|e| panic!("LAB_TOML does not parse: {e:?}"))

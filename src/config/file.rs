@@ -18,8 +18,8 @@ use toml::Spanned;
 
 use super::types::{proto, Ipv4Net, Mac, PortRange};
 use super::{
-    AclAction, AclRule, Config, FailoverCfg, IfIndex, InterfaceCfg, KeySource, Limits, Mode, NatRule, RouteCfg,
-    Timeouts, Unit,
+    AclAction, AclRule, BridgeGroup, Config, FailoverCfg, IfIndex, InterfaceCfg, KeySource, Limits, Mode, NatRule,
+    RouteCfg, Timeouts, Unit,
 };
 use crate::ha::crypto::KeyMaterial;
 use crate::time::Duration;
@@ -152,14 +152,29 @@ fn canonical_text(cfg: &Config) -> String {
     let us = |d: Duration| d.as_micros();
     let range = |r: Option<PortRange>| r.map_or_else(|| "-".to_owned(), |r| format!("{}-{}", r.lo, r.hi));
 
-    let Config { hostname: _, mode, control_socket: _, interfaces, routes, acls, nat, timeouts, limits, failover } =
-        cfg;
+    let Config {
+        hostname: _,
+        mode,
+        control_socket: _,
+        interfaces,
+        routes,
+        acls,
+        nat,
+        bridge_groups,
+        timeouts,
+        limits,
+        failover,
+    } = cfg;
     kv(
         "mode",
         &match mode {
             Mode::Routed => "routed",
+            Mode::Transparent => "transparent",
         },
     );
+    // Settings that only act in transparent mode are hashed only there, so a
+    // routed pair's hash stays what it was before transparent mode existed.
+    let transparent = *mode == Mode::Transparent;
 
     kv("interfaces", &interfaces.len());
     for (i, itf) in interfaces.iter().enumerate() {
@@ -168,7 +183,7 @@ fn canonical_text(cfg: &Config) -> String {
         kv(" name", &text(name));
         kv(" tap", &text(tap));
         kv(" mac", mac);
-        kv(" address", address);
+        kv(" address", &opt(address.as_ref().map(|a| a as &dyn fmt::Display)));
         kv(" security_level", security_level);
         kv(" mtu", mtu);
         kv(" standby_address", &opt(standby_address.as_ref().map(|a| a as &dyn fmt::Display)));
@@ -228,6 +243,20 @@ fn canonical_text(cfg: &Config) -> String {
         kv("rule", &line);
     }
 
+    // Written only when there are any, so a routed config's text is unchanged.
+    for g in bridge_groups {
+        let BridgeGroup { name, members, address, standby_address, static_macs, ethertypes, bpdu_forward } = g;
+        kv("bridge_group", &text(name));
+        kv(" members", &members.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(","));
+        kv(" address", &opt(address.as_ref().map(|a| a as &dyn fmt::Display)));
+        kv(" standby_address", &opt(standby_address.as_ref().map(|a| a as &dyn fmt::Display)));
+        for (mac, i) in static_macs {
+            kv(" static", &format!("{mac} on {}", i.0));
+        }
+        kv(" ethertypes", &ethertypes.iter().map(|e| format!("{e:#06x}")).collect::<Vec<_>>().join(","));
+        kv(" bpdu_forward", bpdu_forward);
+    }
+
     let Timeouts {
         tcp_syn,
         tcp_established,
@@ -239,6 +268,7 @@ fn canonical_text(cfg: &Config) -> String {
         icmp,
         arp,
         fragment,
+        mac,
     } = timeouts;
     kv("timeout tcp_syn", &us(*tcp_syn));
     kv("timeout tcp_established", &us(*tcp_established));
@@ -250,12 +280,18 @@ fn canonical_text(cfg: &Config) -> String {
     kv("timeout icmp", &us(*icmp));
     kv("timeout arp", &us(*arp));
     kv("timeout fragment", &us(*fragment));
+    if transparent {
+        kv("timeout mac", &us(*mac));
+    }
 
-    let Limits { max_conns, arp_queue, max_fragments, icmp_rate } = limits;
+    let Limits { max_conns, arp_queue, max_fragments, icmp_rate, max_macs } = limits;
     kv("limit max_conns", max_conns);
     kv("limit arp_queue", arp_queue);
     kv("limit max_fragments", max_fragments);
     kv("limit icmp_rate", icmp_rate);
+    if transparent {
+        kv("limit max_macs", max_macs);
+    }
 
     match failover {
         None => kv("failover", &"none"),
@@ -306,6 +342,8 @@ struct FileDto {
     acl: Vec<S<AclDto>>,
     #[serde(default)]
     nat: Vec<S<NatDto>>,
+    #[serde(default)]
+    bridge_group: Vec<S<BridgeGroupDto>>,
     timeouts: Option<TimeoutsDto>,
     limits: Option<LimitsDto>,
     failover: Option<S<FailoverDto>>,
@@ -379,6 +417,26 @@ struct NatDto {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct BridgeGroupDto {
+    name: Option<S<String>>,
+    interfaces: Option<Vec<S<String>>>,
+    address: Option<S<String>>,
+    standby_address: Option<S<String>>,
+    #[serde(rename = "static")]
+    static_macs: Option<Vec<S<StaticMacDto>>>,
+    ethertypes: Option<Vec<S<IntOrStr>>>,
+    bpdu: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticMacDto {
+    mac: Option<S<String>>,
+    interface: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TimeoutsDto {
     tcp_syn: Option<S<IntOrStr>>,
     tcp_established: Option<S<IntOrStr>>,
@@ -390,6 +448,7 @@ struct TimeoutsDto {
     icmp: Option<S<IntOrStr>>,
     arp: Option<S<IntOrStr>>,
     fragment: Option<S<IntOrStr>>,
+    mac: Option<S<IntOrStr>>,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +458,7 @@ struct LimitsDto {
     arp_queue: Option<S<i64>>,
     max_fragments: Option<S<i64>>,
     icmp_rate: Option<S<i64>>,
+    max_macs: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -513,6 +573,8 @@ const SECTIONS: &[(&str, FieldsFn)] = &[
     ("in [[acl]]", fields_of::<AclDto>),
     ("in an [[acl]] rule", fields_of::<RuleDto>),
     ("in [[nat]]", fields_of::<NatDto>),
+    ("in [[bridge_group]]", fields_of::<BridgeGroupDto>),
+    ("in a [[bridge_group]] static entry", fields_of::<StaticMacDto>),
     ("in [timeouts]", fields_of::<TimeoutsDto>),
     ("in [limits]", fields_of::<LimitsDto>),
     ("in [failover]", fields_of::<FailoverDto>),
@@ -656,10 +718,11 @@ impl Checker<'_> {
 
     fn check(&mut self, dto: &FileDto) -> Config {
         let (hostname, mode, control_socket) = self.appliance(dto.appliance.as_ref());
-        let ifs = self.interfaces(&dto.interface, dto.failover.is_some());
-        let routes = self.routes(&ifs, &dto.route);
+        let ifs = self.interfaces(&dto.interface, dto.failover.is_some(), mode);
+        let routes = self.routes(&ifs, &dto.route, mode);
         let acls = self.acls(&ifs, &dto.acl);
-        let nat = self.nat(&ifs, &dto.nat);
+        let nat = self.nat(&ifs, &dto.nat, mode);
+        let bridge_groups = self.bridge_groups(&ifs, &dto.bridge_group, mode, dto.failover.is_some());
         let timeouts = self.timeouts(dto.timeouts.as_ref());
         let limits = self.limits(dto.limits.as_ref());
         self.standby_conflicts(&ifs, dto);
@@ -672,10 +735,263 @@ impl Checker<'_> {
             routes,
             acls,
             nat,
+            bridge_groups,
             timeouts,
             limits,
             failover,
         }
+    }
+
+    /// Transparent mode's bridge groups; without any, every interface is in
+    /// one group with no management address.
+    fn bridge_groups(
+        &mut self,
+        ifs: &Ifaces,
+        dtos: &[S<BridgeGroupDto>],
+        mode: Mode,
+        failover: bool,
+    ) -> Vec<BridgeGroup> {
+        if mode != Mode::Transparent {
+            for sd in dtos {
+                self.error(
+                    sd.span().start,
+                    "[[bridge_group]] needs mode = \"transparent\" in [appliance]; remove it or change the mode",
+                );
+            }
+            return Vec::new();
+        }
+        if dtos.is_empty() {
+            let members = (0..ifs.names.len().min(255)).map(|i| IfIndex(i as u8)).collect();
+            return vec![BridgeGroup {
+                name: "bridge".into(),
+                members,
+                address: None,
+                standby_address: None,
+                static_macs: Vec::new(),
+                ethertypes: Vec::new(),
+                bpdu_forward: true,
+            }];
+        }
+        let mut out = Vec::new();
+        let mut group_of: HashMap<IfIndex, (String, usize)> = HashMap::new();
+        let mut seen_name: HashMap<String, usize> = HashMap::new();
+        let mut nets: Vec<(Ipv4Net, String)> = Vec::new();
+        let mut seen_static: HashMap<Mac, usize> = HashMap::new();
+        for sd in dtos {
+            let at = sd.span().start;
+            let d = sd.get_ref();
+            let mut ok = true;
+            let name = self.need(&d.name, "name", "[[bridge_group]]", at).and_then(|n| {
+                let s = n.get_ref();
+                if let Some(&first) = seen_name.get(s) {
+                    let msg = format!(
+                        "bridge group \"{s}\" is already defined at line {}; names must be unique",
+                        self.line_of(first)
+                    );
+                    self.error_at(n, msg);
+                    return None;
+                }
+                seen_name.insert(s.clone(), n.span().start);
+                Some(s.clone())
+            });
+            let label = name.clone().unwrap_or_else(|| "?".into());
+            let mut members = Vec::new();
+            match &d.interfaces {
+                None => {
+                    self.error(
+                        at,
+                        "missing key \"interfaces\" in [[bridge_group]]; write interfaces = [\"inside\", \"outside\"]",
+                    );
+                    ok = false;
+                }
+                Some(list) => {
+                    for v in list {
+                        let Some(i) = self.resolve(ifs, v) else {
+                            ok = false;
+                            continue;
+                        };
+                        if let Some((other, _)) = group_of.get(&i) {
+                            let msg = format!("interface \"{}\" is already in bridge group \"{other}\"; an interface belongs to one group", v.get_ref());
+                            self.error_at(v, msg);
+                            ok = false;
+                            continue;
+                        }
+                        group_of.insert(i, (label.clone(), v.span().start));
+                        members.push(i);
+                    }
+                    if list.len() < 2 {
+                        self.error(at, format!("bridge group \"{label}\" needs at least two interfaces to bridge"));
+                        ok = false;
+                    }
+                }
+            }
+            let address = d.address.as_ref().and_then(|a| {
+                let net = self.mgmt_address(a)?;
+                if let Some((other, g)) = nets.iter().find(|(o, _)| o.overlaps(&net)) {
+                    let msg = format!(
+                        "subnet {}/{} overlaps {}/{} of bridge group \"{g}\"; each group needs its own subnet",
+                        net.network(),
+                        net.len,
+                        other.network(),
+                        other.len
+                    );
+                    self.error_at(a, msg);
+                    return None;
+                }
+                nets.push((net, label.clone()));
+                Some(net)
+            });
+            if d.address.is_some() && address.is_none() {
+                ok = false;
+            }
+            let standby_address = match (&d.standby_address, failover, address) {
+                (None, true, Some(_)) => {
+                    let msg = format!("bridge group \"{label}\" needs a standby_address: with [failover], the standby unit needs its own management address on the group's subnet");
+                    self.error(at, msg);
+                    ok = false;
+                    None
+                }
+                (None, _, _) => None,
+                (Some(v), false, _) => {
+                    self.error_at(v, "standby_address needs a [failover] section; remove it or add [failover]");
+                    ok = false;
+                    None
+                }
+                (Some(v), true, None) if d.address.is_none() => {
+                    self.error_at(
+                        v,
+                        "standby_address needs an address for the group; add address or remove standby_address",
+                    );
+                    ok = false;
+                    None
+                }
+                (Some(_), true, None) => None,
+                (Some(v), true, Some(net)) => {
+                    let ip = self.ipv4(v);
+                    match ip {
+                        Some(ip) if ip == net.addr => {
+                            self.error_at(v, format!("standby_address {ip} is the group's own address; the standby unit needs an address of its own"));
+                            ok = false;
+                            None
+                        }
+                        Some(ip) if !is_host_on(net, ip) => {
+                            let msg = format!(
+                                "standby_address {ip} is not a host on {}/{}, the subnet of bridge group \"{label}\"",
+                                net.network(),
+                                net.len
+                            );
+                            self.error_at(v, msg);
+                            ok = false;
+                            None
+                        }
+                        Some(ip) => Some(ip),
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+            };
+            let mut static_macs = Vec::new();
+            for st in d.static_macs.iter().flatten() {
+                let e = st.get_ref();
+                let mac = self.need(&e.mac, "mac", "a static entry", st.span().start).and_then(|m| {
+                    let mac: Mac = self.parse_str(m)?;
+                    if let Some(&first) = seen_static.get(&mac) {
+                        let msg = format!("MAC {mac} already has a static entry at line {}", self.line_of(first));
+                        self.error_at(m, msg);
+                        return None;
+                    }
+                    seen_static.insert(mac, m.span().start);
+                    Some(mac)
+                });
+                let iface = self.need(&e.interface, "interface", "a static entry", st.span().start).and_then(|v| {
+                    let i = self.resolve(ifs, v)?;
+                    if !members.contains(&i) {
+                        let msg = format!("interface \"{}\" is not in bridge group \"{label}\"; a static entry names one of its interfaces", v.get_ref());
+                        self.error_at(v, msg);
+                        return None;
+                    }
+                    Some(i)
+                });
+                match (mac, iface) {
+                    (Some(m), Some(i)) => static_macs.push((m, i)),
+                    _ => ok = false,
+                }
+            }
+            let mut ethertypes = Vec::new();
+            for v in d.ethertypes.iter().flatten() {
+                let n = match v.get_ref() {
+                    IntOrStr::Int(n) => Some(*n),
+                    IntOrStr::Str(t) => t.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()),
+                };
+                match n {
+                    Some(n @ 0x0600..=0xffff) if n != 0x0800 && n != 0x0806 => ethertypes.push(n as u16),
+                    Some(0x0800) | Some(0x0806) => {
+                        self.error_at(v, "IPv4 (0x0800) and ARP (0x0806) are always handled (IPv4 through the firewall policy); remove it");
+                        ok = false;
+                    }
+                    _ => {
+                        self.error_at(
+                            v,
+                            "an ethertype is written \"0x88cc\" or as an integer from 0x0600 (1536) to 0xffff",
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            let bpdu_forward = match &d.bpdu {
+                None => true,
+                Some(v) => match v.get_ref().as_str() {
+                    "forward" => true,
+                    "drop" => false,
+                    other => {
+                        self.error_at(v, format!("unknown bpdu policy \"{other}\"; use \"forward\" or \"drop\""));
+                        ok = false;
+                        true
+                    }
+                },
+            };
+            if let (Some(name), true) = (name, ok) {
+                out.push(BridgeGroup {
+                    name,
+                    members,
+                    address,
+                    standby_address,
+                    static_macs,
+                    ethertypes,
+                    bpdu_forward,
+                });
+            }
+        }
+        for (i, n) in ifs.names.iter().enumerate() {
+            let idx = IfIndex(i as u8);
+            if let (Some(n), None) = (n, group_of.get(&idx)) {
+                self.error(dtos[0].span().start, format!("interface \"{n}\" is in no [[bridge_group]]; in transparent mode every interface bridges in one"));
+            }
+        }
+        out
+    }
+
+    /// A bridge group's management address: a host address with its prefix.
+    fn mgmt_address(&mut self, a: &S<String>) -> Option<Ipv4Net> {
+        let s = a.get_ref();
+        let net: Ipv4Net = self.parse_str(a)?;
+        let ip = net.addr;
+        if !s.contains('/')
+            || net.len == 0
+            || !is_host_on(net, ip)
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || ip.is_unspecified()
+        {
+            self.error_at(
+                a,
+                format!("address \"{s}\" must be a unicast host address with its prefix length, e.g. 192.168.10.5/24"),
+            );
+            return None;
+        }
+        Some(net)
     }
 
     fn appliance(&mut self, dto: Option<&S<ApplianceDto>>) -> (String, Mode, String) {
@@ -700,9 +1016,9 @@ impl Checker<'_> {
         if let Some(m) = &dto.mode {
             match m.get_ref().as_str() {
                 "routed" => mode = Mode::Routed,
-                "transparent" => self.error_at(m, "transparent mode is not supported yet; use mode = \"routed\""),
+                "transparent" => mode = Mode::Transparent,
                 other => {
-                    let msg = format!("unknown mode \"{other}\"; use mode = \"routed\"");
+                    let msg = format!("unknown mode \"{other}\"; use mode = \"routed\" or mode = \"transparent\"");
                     self.error_at(m, msg);
                 }
             }
@@ -721,12 +1037,16 @@ impl Checker<'_> {
     }
 
     /// `failover`: whether the file has a [failover] section, which makes
-    /// standby_address required rather than refused.
-    fn interfaces(&mut self, dtos: &[S<InterfaceDto>], failover: bool) -> Ifaces {
+    /// standby_address required rather than refused (routed mode; in
+    /// transparent mode interfaces have neither address).
+    fn interfaces(&mut self, dtos: &[S<InterfaceDto>], failover: bool, mode: Mode) -> Ifaces {
+        let transparent = mode == Mode::Transparent;
         let mut ifs =
             Ifaces { names: Vec::new(), nets: Vec::new(), taps: Vec::new(), cfgs: Vec::new(), standby: Vec::new() };
         if dtos.is_empty() {
             self.error(0, "no [[interface]] is defined; the appliance needs at least one");
+        } else if transparent && dtos.len() < 2 {
+            self.error(dtos[0].span().start, "transparent mode bridges interfaces: define at least two [[interface]]");
         }
         if dtos.len() > 255 {
             let msg = format!("{} interfaces are defined; at most 255 are supported", dtos.len());
@@ -800,7 +1120,18 @@ impl Checker<'_> {
                 Some(mac)
             });
 
-            let address = self.need(&d.address, "address", &section, at).and_then(|a| self.if_address(a, &ifs));
+            // Outer None: an error. Inner None: no address (transparent mode).
+            let address: Option<Option<Ipv4Net>> = match (&d.address, transparent) {
+                (Some(a), true) => {
+                    let msg = "transparent mode: interfaces have no address (the bridge forwards by MAC and keeps every address); remove it";
+                    self.error_at(a, msg);
+                    None
+                }
+                (None, true) => Some(None),
+                (_, false) => {
+                    self.need(&d.address, "address", &section, at).and_then(|a| self.if_address(a, &ifs)).map(Some)
+                }
+            };
 
             let level = self
                 .need(&d.security_level, "security_level", &section, at)
@@ -813,6 +1144,11 @@ impl Checker<'_> {
 
             // Outer None: an error. Inner None: no standby address (no failover).
             let standby: Option<Option<Ipv4Addr>> = match (&d.standby_address, failover) {
+                (Some(v), _) if transparent => {
+                    self.error_at(v, "transparent mode: interfaces have no address, so no standby_address either; remove it");
+                    None
+                }
+                (None, _) if transparent => Some(None),
                 (None, false) => Some(None),
                 (Some(v), false) => {
                     self.error_at(v, "standby_address needs a [failover] section; remove it or add [failover]");
@@ -826,7 +1162,7 @@ impl Checker<'_> {
                     None
                 }
                 (Some(v), true) => self.ipv4(v).and_then(|ip| {
-                    if address.is_some_and(|a| a.addr == ip) {
+                    if address.flatten().is_some_and(|a| a.addr == ip) {
                         let msg = format!(
                             "standby_address {ip} is this interface's own address; the standby unit needs an address of its own"
                         );
@@ -850,7 +1186,7 @@ impl Checker<'_> {
             let monitor = d.monitor.as_ref().is_none_or(|v| *v.get_ref());
 
             ifs.names.push(name.clone().filter(|_| ok));
-            ifs.nets.push(address);
+            ifs.nets.push(address.flatten());
             ifs.taps.push(tap.clone());
             ifs.cfgs.push(match (name, tap, mac, address, level, mtu, standby) {
                 (Some(name), Some(tap), Some(mac), Some(address), Some(level), Some(mtu), Some(standby_address))
@@ -922,10 +1258,14 @@ impl Checker<'_> {
         Some(net)
     }
 
-    fn routes(&mut self, ifs: &Ifaces, dtos: &[S<RouteDto>]) -> Vec<RouteCfg> {
+    fn routes(&mut self, ifs: &Ifaces, dtos: &[S<RouteDto>], mode: Mode) -> Vec<RouteCfg> {
         let mut out = Vec::new();
         for sd in dtos {
             let at = sd.span().start;
+            if mode == Mode::Transparent {
+                self.error(at, "transparent mode has no routes (frames are bridged by MAC); remove this [[route]]");
+                continue;
+            }
             let d = sd.get_ref();
             let dest = self.need(&d.destination, "destination", "[[route]]", at).and_then(|v| self.prefix(v));
             let iface = self.need(&d.interface, "interface", "[[route]]", at).and_then(|v| self.resolve(ifs, v));
@@ -1105,7 +1445,13 @@ impl Checker<'_> {
         }
     }
 
-    fn nat(&mut self, ifs: &Ifaces, dtos: &[S<NatDto>]) -> Vec<NatRule> {
+    fn nat(&mut self, ifs: &Ifaces, dtos: &[S<NatDto>], mode: Mode) -> Vec<NatRule> {
+        if mode == Mode::Transparent {
+            for sd in dtos {
+                self.error(sd.span().start, "NAT is not available in transparent mode; remove this [[nat]]");
+            }
+            return Vec::new();
+        }
         #[derive(Clone, Copy, PartialEq)]
         enum Kind {
             DynamicPat,
@@ -1331,7 +1677,7 @@ impl Checker<'_> {
     fn timeouts(&mut self, dto: Option<&TimeoutsDto>) -> Timeouts {
         let mut t = Timeouts::default();
         let Some(d) = dto else { return t };
-        let fields: [(&str, &Option<S<IntOrStr>>, &mut Duration); 10] = [
+        let fields: [(&str, &Option<S<IntOrStr>>, &mut Duration); 11] = [
             ("tcp_syn", &d.tcp_syn, &mut t.tcp_syn),
             ("tcp_established", &d.tcp_established, &mut t.tcp_established),
             ("tcp_fin", &d.tcp_fin, &mut t.tcp_fin),
@@ -1342,6 +1688,7 @@ impl Checker<'_> {
             ("icmp", &d.icmp, &mut t.icmp),
             ("arp", &d.arp, &mut t.arp),
             ("fragment", &d.fragment, &mut t.fragment),
+            ("mac", &d.mac, &mut t.mac),
         ];
         for (key, v, slot) in fields {
             let Some(v) = v else { continue };
@@ -1629,11 +1976,12 @@ impl Checker<'_> {
         let mut l = Limits::default();
         let Some(d) = dto else { return l };
         let max = i64::from(u32::MAX);
-        let fields: [(&str, &Option<S<i64>>, &mut u32, i64); 4] = [
+        let fields: [(&str, &Option<S<i64>>, &mut u32, i64); 5] = [
             ("max_conns", &d.max_conns, &mut l.max_conns, 1),
             ("arp_queue", &d.arp_queue, &mut l.arp_queue, 0),
             ("max_fragments", &d.max_fragments, &mut l.max_fragments, 0),
             ("icmp_rate", &d.icmp_rate, &mut l.icmp_rate, 0),
+            ("max_macs", &d.max_macs, &mut l.max_macs, 1),
         ];
         for (key, v, slot, lo) in fields {
             if let Some(n) = v.as_ref().and_then(|v| self.int_in(v, key, lo, max)) {
@@ -1757,7 +2105,7 @@ security_level = 0
                 name: "inside".into(),
                 tap: "tw-inside".into(),
                 mac: Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]),
-                address: net("192.168.10.1/24"),
+                address: Some(net("192.168.10.1/24")),
                 security_level: 100,
                 mtu: 1500,
                 standby_address: None,
@@ -1765,10 +2113,10 @@ security_level = 0
             }
         );
         assert_eq!(c.interfaces[1].tap, "tw-outside");
-        assert_eq!(c.interfaces[1].address, net("203.0.113.1/24"));
+        assert_eq!(c.interfaces[1].address, Some(net("203.0.113.1/24")));
         assert_eq!(c.interfaces[1].security_level, 0);
         assert_eq!(c.interfaces[2].mac, Mac([0x02, 0x00, 0x5e, 0x10, 0x00, 0x03]));
-        assert_eq!(c.interfaces[2].address, net("172.16.20.1/24"));
+        assert_eq!(c.interfaces[2].address, Some(net("172.16.20.1/24")));
         assert_eq!(c.interfaces[2].security_level, 50);
 
         let (inside, outside, dmz) = (IfIndex(0), IfIndex(1), IfIndex(2));
@@ -2158,16 +2506,107 @@ type = "port-forwad"
 
     #[test]
     fn appliance_errors() {
-        let text =
-            format!("[appliance]\nhostname = \"a/b\"\nmode = \"transparent\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
+        let text = format!("[appliance]\nhostname = \"a/b\"\nmode = \"bridge\"\ncontrol_socket = \"fw.sock\"\n{IFS}");
         expect(
             &text,
             &[
                 ("2:12", "hostname \"a/b\" is not valid"),
-                ("3:8", "transparent mode is not supported yet"),
+                ("3:8", "unknown mode \"bridge\"; use mode = \"routed\" or mode = \"transparent\""),
                 ("4:18", "must be an absolute path"),
             ],
         );
+    }
+
+    /// IFS without addresses, in transparent mode: 13 lines, so text
+    /// appended to it starts on line 14.
+    fn transparent_ifs() -> String {
+        format!(
+            "[appliance]\nmode = \"transparent\"\n{}",
+            IFS.replace("address = \"192.168.10.1/24\"\n", "").replace("address = \"203.0.113.1/24\"\n", "")
+        )
+    }
+
+    #[test]
+    fn transparent_mode_parses() {
+        let text = format!(
+            "{}[[acl]]\ninterface = \"outside\"\nrules = [ {{ action = \"permit\", proto = \"icmp\" }} ]\n[timeouts]\nmac = \"10m\"\n[limits]\nmax_macs = 100\n",
+            transparent_ifs()
+        );
+        let c = ok(&text);
+        assert_eq!(c.mode, Mode::Transparent);
+        assert!(c.interfaces.iter().all(|i| i.address.is_none() && i.standby_address.is_none()));
+        assert!(c.routes.is_empty() && c.nat.is_empty());
+        assert_eq!(c.acls[1].as_ref().map(Vec::len), Some(1));
+        assert_eq!((c.timeouts.mac, c.limits.max_macs), (Duration::from_secs(600), 100));
+        // With [failover], no standby_address is needed (or allowed).
+        let fo = format!("{}{FO}", transparent_ifs());
+        assert!(ok(&fo).failover.is_some());
+        assert_eq!(Timeouts::default().mac, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bridge_groups_parse() {
+        let text = format!(
+            "{}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\", \"outside\"]\naddress = \"192.168.10.5/24\"\nstatic = [ {{ mac = \"02:00:00:00:02:fe\", interface = \"outside\" }} ]\nethertypes = [\"0x88cc\", 35020]\nbpdu = \"drop\"\n",
+            transparent_ifs()
+        );
+        let c = ok(&text);
+        let g = &c.bridge_groups[0];
+        assert_eq!((g.name.as_str(), g.members.clone()), ("bg1", vec![IfIndex(0), IfIndex(1)]));
+        assert_eq!(g.address, Some(net("192.168.10.5/24")));
+        assert_eq!(g.static_macs, vec![(Mac([2, 0, 0, 0, 2, 0xfe]), IfIndex(1))]);
+        assert_eq!((g.ethertypes.clone(), g.bpdu_forward), (vec![0x88cc, 0x88cc], false));
+        // Without [[bridge_group]], every interface is in one.
+        let c = ok(&transparent_ifs());
+        assert_eq!(c.bridge_groups.len(), 1);
+        assert_eq!((c.bridge_groups[0].members.len(), c.bridge_groups[0].bpdu_forward), (2, true));
+    }
+
+    #[test]
+    fn bridge_group_errors() {
+        let text = format!(
+            "{}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\"]\naddress = \"192.168.10.0/24\"\nstandby_address = \"192.168.10.6\"\nstatic = [ {{ mac = \"02:00:00:00:02:fe\", interface = \"outside\" }} ]\nethertypes = [\"0x0800\", 5]\nbpdu = \"block\"\n",
+            transparent_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("14:1", "bridge group \"bg1\" needs at least two interfaces"),
+                ("14:1", "interface \"outside\" is in no [[bridge_group]]"),
+                ("17:11", "must be a unicast host address"),
+                ("18:19", "standby_address needs a [failover] section"),
+                ("19:53", "interface \"outside\" is not in bridge group \"bg1\""),
+                ("20:15", "IPv4 (0x0800) and ARP (0x0806) are always handled"),
+                ("20:25", "an ethertype is written"),
+                ("21:8", "unknown bpdu policy \"block\""),
+            ],
+        );
+        let routed = format!("{IFS}[[bridge_group]]\nname = \"bg1\"\ninterfaces = [\"inside\", \"outside\"]\n");
+        expect(&routed, &[("14:1", "[[bridge_group]] needs mode = \"transparent\"")]);
+    }
+
+    #[test]
+    fn transparent_mode_errors() {
+        // Addresses, a standby address, a route and NAT have no place in a bridge.
+        let text = format!(
+            "[appliance]\nmode = \"transparent\"\n{}[[route]]\ndestination = \"0.0.0.0/0\"\ngateway = \"203.0.113.254\"\ninterface = \"outside\"\n[[nat]]\ntype = \"dynamic-pat\"\ninside = \"inside\"\noutside = \"outside\"\n[limits]\nmax_macs = 0\n",
+            fo_ifs()
+        );
+        expect(
+            &text,
+            &[
+                ("7:11", "transparent mode: interfaces have no address"),
+                ("9:19", "transparent mode: interfaces have no address, so no standby_address either"),
+                ("15:11", "transparent mode: interfaces have no address"),
+                ("17:19", "no standby_address either"),
+                ("18:1", "transparent mode has no routes"),
+                ("22:1", "NAT is not available in transparent mode"),
+                ("27:12", "max_macs 0 is out of range; use 1 to"),
+            ],
+        );
+        // One interface is no bridge.
+        let one: String = transparent_ifs().lines().take(8).map(|l| format!("{l}\n")).collect();
+        expect(&one, &[("3:1", "transparent mode bridges interfaces: define at least two [[interface]]")]);
     }
 
     #[test]
@@ -2587,5 +3026,20 @@ mapped = "203.0.113.2"
         assert!(text.contains("\nfailover=on\n interface=3:fo0\n port=7340\n"), "{text}");
         assert!(!text.contains("fw-a") && !text.contains("169.254") && !text.contains("lab-failover-key"), "{text}");
         assert_eq!(failover_config_hash(&ok(LAB_PRIMARY)), 0x00ab_c1c1_77a9_7eaf);
+    }
+
+    #[test]
+    fn transparent_settings_hash_in_transparent_mode_only() {
+        let mac_timeout = |text: &str| format!("{text}[timeouts]\nmac = \"10m\"\n[limits]\nmax_macs = 7\n");
+        let routed = ok(&format!("{}{FO}", fo_ifs()));
+        let routed_mac = ok(&mac_timeout(&format!("{}{FO}", fo_ifs())));
+        assert_eq!(failover_config_hash(&routed), failover_config_hash(&routed_mac), "no effect, not hashed");
+        let bridged = ok(&format!("{}{FO}", transparent_ifs()));
+        let bridged_mac = ok(&mac_timeout(&format!("{}{FO}", transparent_ifs())));
+        assert_ne!(failover_config_hash(&bridged), failover_config_hash(&bridged_mac));
+        assert_ne!(failover_config_hash(&bridged), failover_config_hash(&routed));
+        let text = canonical_text(&bridged_mac);
+        assert!(text.starts_with("twinwall-config-hash/1\nmode=transparent\n"), "{text}");
+        assert!(text.contains("\n address=-\n") && text.contains("\nlimit max_macs=7\n"), "{text}");
     }
 }

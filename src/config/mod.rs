@@ -25,7 +25,12 @@ impl IfIndex {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// A layer-3 hop: interfaces have addresses, frames are routed.
     Routed,
+    /// A bump in the wire (ASA transparent mode): all interfaces form one
+    /// bridge, frames keep their MACs, addresses and TTL; the same ACLs,
+    /// security levels and connection tracking apply. No routes, no NAT.
+    Transparent,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +44,9 @@ pub struct Config {
     /// interface has no ACL and security levels decide.
     pub acls: Vec<Option<Vec<AclRule>>>,
     pub nat: Vec<NatRule>,
+    /// Transparent mode's bridges (empty in routed mode); every interface is
+    /// in exactly one.
+    pub bridge_groups: Vec<BridgeGroup>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     /// Active/standby pairing; `None` runs a single unit.
@@ -86,13 +94,37 @@ pub struct InterfaceCfg {
     pub name: String,
     pub tap: String,
     pub mac: Mac,
-    pub address: Ipv4Net,
+    /// The appliance's address and connected subnet: always `Some` in routed
+    /// mode, always `None` in transparent mode (the bridge has no address).
+    pub address: Option<Ipv4Net>,
     pub security_level: u8,
     pub mtu: u16,
     /// The standby unit's address on this interface (failover only).
     pub standby_address: Option<Ipv4Addr>,
     /// Whether a failure of this interface triggers failover (default true).
     pub monitor: bool,
+}
+
+/// Interfaces bridged together (transparent mode, ASA's bridge group).
+/// Frames never pass from one group to another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BridgeGroup {
+    pub name: String,
+    pub members: Vec<IfIndex>,
+    /// The group's management address (ASA's BVI address): the appliance
+    /// answers ARP and ping there and sends its ARP probes from it.
+    pub address: Option<Ipv4Net>,
+    /// The standby unit's management address (failover only).
+    pub standby_address: Option<Ipv4Addr>,
+    /// Stations pinned to a member interface: never aged or moved; the same
+    /// source MAC on another interface is dropped.
+    pub static_macs: Vec<(Mac, IfIndex)>,
+    /// Other ethertypes bridged without inspection; every other non-IPv4,
+    /// non-ARP frame is dropped and counted.
+    pub ethertypes: Vec<u16>,
+    /// Pass spanning-tree BPDUs (so that switches see a loop through the
+    /// pair), or drop them.
+    pub bpdu_forward: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -155,6 +187,9 @@ pub struct Timeouts {
     pub icmp: Duration,
     pub arp: Duration,
     pub fragment: Duration,
+    /// MAC table entry lifetime since the station was last heard
+    /// (transparent mode).
+    pub mac: Duration,
 }
 
 impl Default for Timeouts {
@@ -170,6 +205,9 @@ impl Default for Timeouts {
             icmp: Duration::from_secs(10),
             arp: Duration::from_secs(4 * 3600),
             fragment: Duration::from_secs(30),
+            // ASA's `mac-address-table aging-time` default, and Linux's
+            // bridge ageing_time.
+            mac: Duration::from_secs(300),
         }
     }
 }
@@ -182,13 +220,17 @@ pub struct Limits {
     pub arp_queue: u32,
     /// First-fragment decisions remembered for the fragments that follow.
     pub max_fragments: u32,
-    /// ICMP errors the appliance sends per second, at most.
+    /// ICMP errors the appliance sends per second, at most (transparent
+    /// mode: ARP probes for unknown MACs, which have no ICMP to send).
     pub icmp_rate: u32,
+    /// MAC table entries (transparent mode); stations beyond this are not
+    /// learned (counted), so a flood of made-up source MACs cannot grow it.
+    pub max_macs: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_conns: 1_000_000, arp_queue: 256, max_fragments: 4096, icmp_rate: 100 }
+        Limits { max_conns: 1_000_000, arp_queue: 256, max_fragments: 4096, icmp_rate: 100, max_macs: 16_384 }
     }
 }
 

@@ -18,11 +18,21 @@
 //! | 0, 8, 16 | TCP peers present: seqlo, max_win, wscale, state             |
 //! | 1-10     | bytes, LEB128                                                |
 //! | 1-5      | remaining lifetime in ms, LEB128 (relative: clocks differ)   |
+//! | any      | typed tail: `{type, len, value}` items; unknown types skipped |
 //!
 //! The reply key follows from the orig key and the translations; the
 //! interfaces follow from the routing table both units share; `seqhi` is
 //! rebuilt from `seqlo` and the window. A PAT'd UDP flow takes about 30
 //! bytes, an established PAT'd TCP flow about 50.
+//!
+//! Tail item [`TAIL_PATH`]: the ingress and egress interface (2 bytes),
+//! then, in transparent mode, the two endpoints' MACs (initiator's, then
+//! responder's: 12 bytes). It goes where routing cannot give the
+//! interfaces (transparent mode has no routes; a routed flow that arrived
+//! against its route) and wherever endpoint MACs are known, so that a new
+//! active can refresh the switches for every endpoint of every connection
+//! even after its MAC table entry aged out. Units from before the tail
+//! ignore it (a longer record), and a truncated tail is ignored too.
 //!
 //! A delete record is the orig key alone.
 //!
@@ -33,7 +43,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::Timeouts;
+use crate::config::{IfIndex, Mac, Timeouts};
 use crate::conntrack::table::flags;
 use crate::conntrack::tcp::{PeerState, TcpPeer};
 use crate::conntrack::{Conn, ConnState, KeyV4, Table};
@@ -43,6 +53,25 @@ use crate::route::RouteTable;
 use crate::time::{Duration, Instant};
 
 pub const KIND: u16 = 1;
+/// Tail item: interfaces, and endpoint MACs in transparent mode.
+pub const TAIL_PATH: u8 = 1;
+
+/// Each endpoint's MAC, by slot (transparent mode; empty in routed mode):
+/// `[initiator, responder]` as the connection's first frame carried them.
+pub type Endpoints = Vec<[Mac; 2]>;
+
+/// The endpoints of the connection in `slot`, if known.
+pub fn endpoints_of(e: &Endpoints, slot: u32) -> Option<[Mac; 2]> {
+    e.get(slot as usize).copied().filter(|m| m[0] != Mac::ZERO)
+}
+
+pub fn set_endpoints(e: &mut Endpoints, slot: u32, macs: [Mac; 2]) {
+    let i = slot as usize;
+    if e.len() <= i {
+        e.resize(i + 1, [Mac::ZERO; 2]);
+    }
+    e[i] = macs;
+}
 const KEY_LEN: usize = 13;
 
 /// Flags that describe the translation and travel with the record.
@@ -53,7 +82,7 @@ mod shape {
     pub const DST_XLAT: u8 = 0x02;
     pub const TCP0: u8 = 0x04;
     pub const TCP1: u8 = 0x08;
-    /// Bits 4..7 carry the connection's NAT flags (PAT, SNAT, DNAT).
+    /// Bits 4..6 carry the connection's NAT flags (PAT, SNAT, DNAT).
     pub const NAT_SHIFT: u8 = 4;
 }
 
@@ -61,8 +90,12 @@ pub struct ConnSync<'a> {
     pub ct: &'a mut Table<KeyV4>,
     /// Keys of connections removed here whose delete has not gone out yet.
     pub tombstones: &'a HashMap<u64, KeyV4>,
-    /// Both units route alike: a record's interfaces are looked up here.
+    /// Both units route alike: a record's interfaces are looked up here
+    /// unless it carries them.
     pub routes: &'a RouteTable,
+    /// Interfaces this unit has: a record naming another is malformed.
+    pub ports: usize,
+    pub endpoints: &'a mut Endpoints,
     pub now: Instant,
 }
 
@@ -158,9 +191,12 @@ fn state_from_u8(v: u8) -> Option<ConnState> {
     }
 }
 
-/// Encode `c` as a record.
-pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
+/// Encode `c` as a record; its interfaces go along unless `routes` gives
+/// them, with the endpoints' MACs if known.
+pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, routes: &RouteTable, macs: Option<[Mac; 2]>, out: &mut Vec<u8>) {
     let (o, r) = (c.key[0], c.key[1]);
+    let routed = routes.lookup(o.src).map(|h| h.iface) == Some(c.iface[0])
+        && routes.lookup(r.src).map(|h| h.iface) == Some(c.iface[1]);
     put_key(out, &o);
     // The reply key as the untranslated flow would have it.
     let src_x = (r.dst, r.dport) != (o.src, o.sport);
@@ -191,10 +227,24 @@ pub fn encode_conn(c: &Conn<KeyV4>, now: Instant, out: &mut Vec<u8>) {
     }
     put_varint(out, c.bytes);
     put_varint(out, c.expires.saturating_since(now).as_millis());
+    if !routed || macs.is_some() {
+        out.push(TAIL_PATH);
+        out.push(if macs.is_some() { 14 } else { 2 });
+        out.extend_from_slice(&[c.iface[0].0, c.iface[1].0]);
+        for m in macs.iter().flatten() {
+            out.extend_from_slice(&m.0);
+        }
+    }
 }
 
-/// Decode a record; the interfaces come from `routes`.
-pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<KeyV4>> {
+/// A decoded record: the connection, and its endpoints' MACs if it carried them.
+pub struct Decoded {
+    pub conn: Conn<KeyV4>,
+    pub macs: Option<[Mac; 2]>,
+}
+
+/// Decode a record; the interfaces come from the record or from `routes`.
+pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable, ports: usize) -> Option<Decoded> {
     let mut rd = Rd(b);
     let o = get_key(rd.take(KEY_LEN)?);
     let sh = rd.u8()?;
@@ -210,9 +260,28 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<K
     }
     let bytes = rd.varint()?;
     let left = rd.varint()?;
-    let in_if = routes.lookup(o.src)?.iface;
-    let out_if = routes.lookup(r.src)?.iface;
-    Some(Conn {
+    let (mut ifaces, mut macs) = (None, None);
+    // The tail: items we know, skipping the others; a cut item ends it.
+    while let (Some(ty), Some(len)) = (rd.u8(), rd.u8()) {
+        let Some(v) = rd.take(len as usize) else { break };
+        if ty == TAIL_PATH && v.len() >= 2 {
+            if v[0] as usize >= ports || v[1] as usize >= ports {
+                return None;
+            }
+            ifaces = Some((IfIndex(v[0]), IfIndex(v[1])));
+            if let Some(m) = v.get(2..14) {
+                let (mut a, mut b) = (Mac::ZERO, Mac::ZERO);
+                a.0.copy_from_slice(&m[..6]);
+                b.0.copy_from_slice(&m[6..]);
+                macs = Some([a, b]);
+            }
+        }
+    }
+    let (in_if, out_if) = match ifaces {
+        Some(i) => i,
+        None => (routes.lookup(o.src)?.iface, routes.lookup(r.src)?.iface),
+    };
+    let conn = Conn {
         key: [o, r],
         iface: [in_if, out_if],
         state,
@@ -221,7 +290,8 @@ pub fn decode_conn(b: &[u8], now: Instant, routes: &RouteTable) -> Option<Conn<K
         bytes,
         expires: now + Duration::from_millis(left.min(u32::MAX as u64)),
         gen: 0,
-    })
+    };
+    Some(Decoded { conn, macs })
 }
 
 /// Fold `theirs` into `ours` without moving anything backwards. Returns
@@ -257,7 +327,7 @@ impl ReplicatedTable for ConnSync<'_> {
 
     fn encode(&self, id: u64, out: &mut Vec<u8>) -> Option<u32> {
         let slot = self.ct.slot_of_id(id)?;
-        encode_conn(self.ct.get(slot), self.now, out);
+        encode_conn(self.ct.get(slot), self.now, self.routes, endpoints_of(self.endpoints, slot), out);
         Some(0)
     }
 
@@ -281,10 +351,15 @@ impl ReplicatedTable for ConnSync<'_> {
                 }
             }
             Op::Insert | Op::Update => {
-                let Some(mut theirs) = decode_conn(bytes, now, self.routes) else { return Merge::Malformed };
+                let Some(Decoded { conn: mut theirs, macs }) = decode_conn(bytes, now, self.routes, self.ports) else {
+                    return Merge::Malformed;
+                };
                 theirs.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                 match self.ct.lookup(&theirs.key[0]) {
                     Some((slot, crate::conntrack::Dir::Orig)) if self.ct.get(slot).key[1] == theirs.key[1] => {
+                        if let Some(m) = macs {
+                            set_endpoints(self.endpoints, slot, m);
+                        }
                         let ours = self.ct.get_mut(slot);
                         ours.flags |= flags::SYNCED | flags::LOOSE_ORIG | flags::LOOSE_REPLY | flags::REPLICATED;
                         if merge_conn(ours, &theirs) {
@@ -303,7 +378,11 @@ impl ReplicatedTable for ConnSync<'_> {
                             self.ct.remove(slot);
                         }
                         match self.ct.insert(theirs) {
-                            Ok(_) => Merge::Applied,
+                            Ok(slot) => {
+                                // A reused slot must not keep its last tenant's MACs.
+                                set_endpoints(self.endpoints, slot, macs.unwrap_or([Mac::ZERO; 2]));
+                                Merge::Applied
+                            }
                             Err(_) => Merge::StaleIgnored,
                         }
                     }
@@ -361,10 +440,10 @@ mod tests {
         let mut c = tcp_conn(1000);
         c.tcp[1] = TcpPeer { seqlo: 5000, seqhi: 5000 + 65535, max_win: 65535, wscale: 0, state: PeerState::SynSent };
         let mut b = vec![];
-        encode_conn(&c, Instant::from_millis(10_000), &mut b);
+        encode_conn(&c, Instant::from_millis(10_000), &routes(), None, &mut b);
         assert!(b.len() <= 13 + 1 + 6 + 1 + 16 + 2 + 3, "{} bytes", b.len());
         b.extend_from_slice(&[9, 9, 9]); // a newer unit's extra field
-        let d = decode_conn(&b, Instant::from_millis(50_000), &routes()).unwrap();
+        let d = decode_conn(&b, Instant::from_millis(50_000), &routes(), 3).unwrap().conn;
         assert_eq!(d.key, c.key);
         assert_eq!(
             (d.tcp[0].seqlo, d.tcp[0].state, d.tcp[0].wscale),
@@ -375,7 +454,7 @@ mod tests {
         assert_eq!(d.iface, [IfIndex(0), IfIndex(1)], "interfaces from the routing table");
         assert_eq!(d.expires, Instant::from_millis(70_000), "relative expiry re-based");
         for cut in 0..b.len() - 3 {
-            assert!(decode_conn(&b[..cut], Instant(0), &routes()).is_none(), "cut at {cut}");
+            assert!(decode_conn(&b[..cut], Instant(0), &routes(), 3).is_none(), "cut at {cut}");
         }
     }
 
@@ -383,21 +462,58 @@ mod tests {
     fn udp_pat_record_is_small_and_dnat_round_trips() {
         let k = KeyV4 { src: 0xc0a80a0a, dst: 0xc6336450, sport: 40000, dport: 53, proto: 17 };
         let r = KeyV4 { src: 0xc6336450, dst: 0xcb007101, sport: 53, dport: 5555, proto: 17 };
-        let c = Conn { key: [k, r], state: ConnState::Assured, flags: flags::PAT, ..Default::default() };
+        let c = Conn {
+            key: [k, r],
+            state: ConnState::Assured,
+            flags: flags::PAT,
+            iface: [IfIndex(0), IfIndex(1)],
+            ..Default::default()
+        };
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &mut b);
+        encode_conn(&c, Instant(0), &routes(), None, &mut b);
         assert!(b.len() <= 24, "{} bytes", b.len());
-        assert_eq!(decode_conn(&b, Instant(0), &routes()).unwrap().key, c.key);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn.key, c.key);
         // Port forward: the destination is translated, the source is not.
         let k = KeyV4 { src: 0x08080808, dst: 0xcb007101, sport: 3333, dport: 8080, proto: 6 };
         let r = KeyV4 { src: 0xac10140a, dst: 0x08080808, sport: 80, dport: 3333, proto: 6 };
         let mut c = tcp_conn(1);
         c.key = [k, r];
         c.flags = flags::DNAT;
+        c.iface = [IfIndex(1), IfIndex(2)];
         let mut b = vec![];
-        encode_conn(&c, Instant(0), &mut b);
-        let d = decode_conn(&b, Instant(0), &routes()).unwrap();
+        encode_conn(&c, Instant(0), &routes(), None, &mut b);
+        let d = decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn;
         assert_eq!((d.key, d.flags, d.iface), (c.key, flags::DNAT, [IfIndex(1), IfIndex(2)]));
+    }
+
+    #[test]
+    fn interfaces_travel_when_routing_cannot_give_them() {
+        let c = tcp_conn(1000);
+        let mut routed = vec![];
+        encode_conn(&c, Instant(0), &routes(), None, &mut routed);
+        // Transparent mode: no routes at all, and endpoint MACs.
+        let none = RouteTable::default();
+        let macs = [Mac([2, 0, 0, 0, 1, 10]), Mac([2, 0, 0, 0, 2, 254])];
+        let mut b = vec![];
+        encode_conn(&c, Instant(0), &none, Some(macs), &mut b);
+        assert_eq!(b.len(), routed.len() + 2 + 14);
+        let d = decode_conn(&b, Instant(0), &none, 2).unwrap();
+        assert_eq!((d.conn.iface, d.macs), (c.iface, Some(macs)));
+        assert!(decode_conn(&b, Instant(0), &none, 1).is_none(), "interface 1 does not exist here");
+        assert!(decode_conn(&routed, Instant(0), &none, 2).is_none(), "no route, no interfaces");
+        // An older unit reads the same record up to the tail and stops there;
+        // a newer unit's unknown item, and a cut one, are skipped.
+        let mut newer = b.clone();
+        newer.splice(routed.len()..routed.len(), [7, 3, 1, 2, 3]);
+        newer.extend_from_slice(&[1, 14, 0]);
+        let d = decode_conn(&newer, Instant(0), &none, 2).unwrap();
+        assert_eq!((d.conn.key, d.macs), (c.key, Some(macs)));
+        // A routed flow that arrived against its route keeps its interfaces.
+        let mut odd = c;
+        odd.iface = [IfIndex(2), IfIndex(1)];
+        let mut b = vec![];
+        encode_conn(&odd, Instant(0), &routes(), None, &mut b);
+        assert_eq!(decode_conn(&b, Instant(0), &routes(), 3).unwrap().conn.iface, odd.iface);
     }
 
     #[test]
@@ -427,14 +543,15 @@ mod tests {
         let id = src.id_of(slot);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, now };
+            let s = ConnSync { ct: &mut src, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             let mut w = BodyWriter::new(&mut body, 1300);
             w.push_versioned(KIND, Op::Insert, id, |b| s.encode(id, b)).unwrap();
         }
         let mut dst = Table::new(100, [2; 4]);
         let mut rep = Default::default();
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
+            let mut s =
+                ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert_eq!(dst.len(), 1);
@@ -446,12 +563,14 @@ mod tests {
         tomb2.insert(id, key);
         let mut body = vec![];
         {
-            let s = ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, now };
+            let s =
+                ConnSync { ct: &mut src, tombstones: &tomb2, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             let mut w = BodyWriter::new(&mut body, 1300);
             assert!(w.push_versioned(KIND, Op::Delete, id, |b| s.encode_delete(id, b)).unwrap());
         }
         {
-            let mut s = ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, now };
+            let mut s =
+                ConnSync { ct: &mut dst, tombstones: &tomb, routes: &t, ports: 3, endpoints: &mut Vec::new(), now };
             apply_body(&body, &mut [&mut s], now, &mut rep).unwrap();
         }
         assert!(dst.is_empty());

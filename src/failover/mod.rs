@@ -1,9 +1,11 @@
 //! Failover state of one unit: keys, role machine, delta stream, outbox and
 //! what it knows of its peer. The appliance's tables plug in through
-//! [`conn_sync`] and [`arp_sync`]; the wiring lives in `appliance_ha.rs`.
+//! [`conn_sync`], [`arp_sync`] and [`mac_sync`]; the wiring lives in
+//! `appliance_ha.rs`.
 
 pub mod arp_sync;
 pub mod conn_sync;
+pub mod mac_sync;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -103,8 +105,8 @@ pub struct Ha {
     pub peer_dead: bool,
     /// Last datagram sealed with another key (a misconfigured peer).
     pub last_key_mismatch: Option<Instant>,
-    /// The peer's connection and ARP table sizes, from its hellos.
-    pub peer_tables: [u64; 2],
+    /// The peer's connection, ARP and MAC table sizes, from its hellos.
+    pub peer_tables: [u64; 3],
     /// Any frame received per data interface (interface health).
     pub last_rx: Vec<Option<Instant>>,
     pub local_failed: bool,
@@ -169,7 +171,7 @@ impl Ha {
             last_fresh: None,
             peer_dead: false,
             last_key_mismatch: None,
-            peer_tables: [0; 2],
+            peer_tables: [0; 3],
             last_rx: vec![None; n],
             local_failed: false,
             next_hello: now,

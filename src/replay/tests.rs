@@ -25,6 +25,7 @@ fn lab_config() -> Config {
         }],
         acls: vec![None, None],
         nat: vec![NatRule::DynamicPat { inside: IfIndex(0), outside: IfIndex(1), address: None }],
+        bridge_groups: Vec::new(),
         timeouts: Timeouts::default(),
         limits: Limits::default(),
         failover: None,

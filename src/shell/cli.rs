@@ -199,14 +199,24 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// One line summing up a valid configuration.
 fn summary(file: &Path, cfg: &Config) -> String {
-    let mut s = format!(
-        "{}: ok, {}, {}, {}, {}",
-        file.display(),
-        plural(cfg.interfaces.len(), "interface", "interfaces"),
-        plural(cfg.routes.len(), "route", "routes"),
-        plural(cfg.acls.iter().flatten().count(), "ACL", "ACLs"),
-        plural(cfg.nat.len(), "NAT rule", "NAT rules"),
-    );
+    let mut s = if cfg.mode == twinwall::config::Mode::Transparent {
+        format!(
+            "{}: ok, transparent, {}, {}, {}",
+            file.display(),
+            plural(cfg.interfaces.len(), "interface", "interfaces"),
+            plural(cfg.bridge_groups.len(), "bridge group", "bridge groups"),
+            plural(cfg.acls.iter().flatten().count(), "ACL", "ACLs"),
+        )
+    } else {
+        format!(
+            "{}: ok, {}, {}, {}, {}",
+            file.display(),
+            plural(cfg.interfaces.len(), "interface", "interfaces"),
+            plural(cfg.routes.len(), "route", "routes"),
+            plural(cfg.acls.iter().flatten().count(), "ACL", "ACLs"),
+            plural(cfg.nat.len(), "NAT rule", "NAT rules"),
+        )
+    };
     if let Some(fo) = &cfg.failover {
         let unit = match fo.unit {
             twinwall::config::Unit::Primary => "primary",
@@ -407,6 +417,7 @@ mod tests {
             routes: vec![],
             acls: vec![None],
             nat: vec![],
+            bridge_groups: vec![],
             timeouts: Default::default(),
             limits: Default::default(),
             failover: None,

@@ -182,6 +182,7 @@ mod tests {
             routes: vec![],
             acls: vec![],
             nat: vec![],
+            bridge_groups: vec![],
             timeouts: Default::default(),
             limits: Default::default(),
             failover: Some(FailoverCfg {

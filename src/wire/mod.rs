@@ -10,6 +10,8 @@ pub mod ether {
     pub const HEADER_LEN: usize = 14;
     pub const TYPE_IPV4: u16 = 0x0800;
     pub const TYPE_ARP: u16 = 0x0806;
+    /// Reverse ARP (RFC 903).
+    pub const TYPE_RARP: u16 = 0x8035;
     pub const TYPE_VLAN: u16 = 0x8100;
     pub const TYPE_QINQ: u16 = 0x88a8;
     pub const TYPE_IPV6: u16 = 0x86dd;
@@ -96,6 +98,8 @@ pub mod arp {
     pub const LEN: usize = 28;
     pub const REQUEST: u16 = 1;
     pub const REPLY: u16 = 2;
+    /// RFC 903 "request reverse".
+    pub const RARP_REQUEST_REVERSE: u16 = 3;
 }
 
 #[inline]
