@@ -490,7 +490,12 @@ mod tests {
     fn make_partial(f: &mut [u8], d: &PacketDesc) -> usize {
         let at = d.l4 + if d.key.proto == 6 { tcp::CHECKSUM.start } else { udp::CHECKSUM.start };
         let l4_len = (d.l3 + d.ip_len - d.l4) as u16;
-        let p = !checksum::finish(checksum::pseudo_v4(d.key.src.to_be_bytes(), d.key.dst.to_be_bytes(), d.key.proto, l4_len));
+        let p = !checksum::finish(checksum::pseudo_v4(
+            d.key.src.to_be_bytes(),
+            d.key.dst.to_be_bytes(),
+            d.key.proto,
+            l4_len,
+        ));
         put16(f, at, p);
         at
     }
@@ -498,9 +503,9 @@ mod tests {
     #[test]
     fn nat_on_a_partial_checksum_completes_to_the_full_checksum() {
         let tcp_frame = {
-            let b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([192, 168, 10, 10], [93, 184, 216, 34], 64).tcp(
-                40000, 443, 7, 64240,
-            );
+            let b = PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4([192, 168, 10, 10], [93, 184, 216, 34], 64)
+                .tcp(40000, 443, 7, 64240);
             let mut v = Vec::new();
             b.write(&mut v, &(0..1400u32).map(|i| (i * 7) as u8).collect::<Vec<_>>()).unwrap();
             v

@@ -34,6 +34,7 @@ mod key_file;
 mod signals;
 mod tap;
 mod timer;
+mod vnet;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -260,7 +261,8 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         let token = Token(TAP_BASE + i);
         reg.register(&mut SourceFd(&tap.as_raw_fd()), token, Interest::READABLE)
             .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
-        log::info!("interface {} on TAP {} (MTU {})", ifc.name, tap.name(), ifc.mtu);
+        let offload = if tap.offload { "checksum/TSO offload" } else { "no offload" };
+        log::info!("interface {} on TAP {} (MTU {}, {offload})", ifc.name, tap.name(), ifc.mtu);
         ports.push(Port {
             tap,
             token,
@@ -279,7 +281,12 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         .map_err(|e| ShellError::Io("cannot register the control socket", e))?;
 
     let clock = Clock::start();
-    let app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    let mut app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    // Every TAP has a vnet header, so every one takes super-frames and
+    // partial checksums on write whatever its own offload setting.
+    for i in 0..ports.len() {
+        app.set_tx_offload(IfIndex(i as u8), true);
+    }
     log::info!("twinwall running; control socket {}", listener.path().display());
     let mut shell = Shell {
         poll,
@@ -595,7 +602,7 @@ impl Shell {
                 }
             }
             let mut buf = self.app.alloc_frame();
-            match port.tap.recv(buf.spare_mut(port.tap.read_len)) {
+            match port.tap.recv(&mut buf) {
                 Ok(0) => self.app.recycle(buf),
                 Ok(n) => {
                     buf.truncate(n);
@@ -701,7 +708,7 @@ impl Shell {
 /// One write(2) of a whole frame, retried on `EINTR`.
 fn send(tap: &Tap, buf: &FrameBuf) -> io::Result<()> {
     loop {
-        match tap.send(buf.as_ref()) {
+        match tap.send(buf) {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
