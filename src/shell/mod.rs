@@ -35,6 +35,7 @@ mod signals;
 mod tap;
 mod timer;
 mod vnet;
+pub mod wire_mode;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -100,7 +101,7 @@ const TAP_BASE: usize = 16;
 const CONN_BASE: usize = TAP_BASE + 256;
 
 /// Frames read from one TAP before the loop turns to the others.
-const READS_PER_WAKEUP: usize = 256;
+pub(crate) const READS_PER_WAKEUP: usize = 256;
 /// Within a TAP's batch, the clock is read every this many frames and the
 /// batch cut short once a core deadline has passed, so that however hard the
 /// TAPs are pushed a hello is late by at most this many frames' work, not a
