@@ -65,6 +65,8 @@ bash "$here/install.sh" >/dev/null || { echo "could not install the benchmark pa
 
 LAB_DIR=$(mktemp -d /tmp/twinwall-bench.XXXXXX)
 t_start=$(date +%s)
+# Other work on a shared host shows here (1-minute load average).
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 finish() {
     lab_cleanup
     [ -n "$keep_logs" ] && { mkdir -p "$keep_logs"; cp -r "$LAB_DIR"/. "$keep_logs"/; }
@@ -352,6 +354,7 @@ fi
 
 # ---- BENCHMARKS.md -------------------------------------------------------
 elapsed=$(( $(date +%s) - t_start ))
+load_end=$(cut -d' ' -f1 /proc/loadavg)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ratio() { $PY -c "import sys; a,b=sys.argv[1],sys.argv[2]
 try: print('%.2fx' % (float(a)/float(b)))
@@ -392,7 +395,7 @@ packet processing and twinwall all compete for the same 2 CPUs, and
 run-to-run spread is large (tens of percent on the UDP rows).
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
-- machine: $(nproc) CPUs ($cpu), kernel $(uname -r)
+- machine: $(nproc) CPUs ($cpu), kernel $(uname -r); 1-minute load average $load_start at the start, $load_end at the end (the benchmark itself keeps about 2 busy)
 - twinwall: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown) (release build), TAP offload $offload, iperf3 $iperf_v, run took ${elapsed} s
 
 ## Throughput: client namespace -> device under test -> server namespace
