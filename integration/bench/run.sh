@@ -28,7 +28,7 @@
 # --no-linux-ha, the Linux HA stack (integration/bench/linux_ha.sh).
 #
 # Usage: sudo integration/bench/run.sh [--bin PATH] [--out FILE] [--tcp-s S]
-#        [--udp-s S] [--udp-procs N] [--flood-s S] [--no-failover] [--no-linux-ha]
+#        [--udp-s S] [--udp-procs N] [--reps N] [--flood-s S] [--no-failover] [--no-linux-ha]
 #        [--keep-logs DIR]
 # TWINWALL_TAP_OFFLOAD=0 in the environment runs twinwall without TAP offload.
 # Run it under `flock /tmp/twinwall-lab.lock` on a shared machine.
@@ -40,7 +40,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/integration/lab/lib.sh"
 PY=/usr/bin/python3
 
-bin="" out="$repo/BENCHMARKS.md" tcp_s=10 udp_s=10 udp_procs=2 flood_s=8 failover=1 linux_ha=1 keep_logs=""
+bin="" out="$repo/BENCHMARKS.md" tcp_s=6 udp_s=8 udp_procs=2 reps=3 flood_s=8 failover=1 linux_ha=1 keep_logs=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
@@ -49,6 +49,7 @@ while [ $# -gt 0 ]; do
         --udp-s) udp_s=$2; shift 2 ;;
         --udp-procs) udp_procs=$2; shift 2 ;;
         --flood-s) flood_s=$2; shift 2 ;;
+        --reps) reps=$2; shift 2 ;;
         --no-failover) failover=0; shift ;;
         --no-linux-ha) linux_ha=0; shift ;;
         --keep-logs) keep_logs=$2; shift 2 ;;
@@ -141,6 +142,38 @@ measure() {
     log "$name: UDP delivered $R_UDP_PPS pkt/s (sent $R_UDP_OFFERED pkt/s, $R_UDP_WIRE frames/s reached the server's interface)${R_UDP_NS:+, twinwall read $R_UDP_FRAMES frames/s, $R_UDP_NS ns/frame}"
 }
 
+# measure_reps NAME PID: measure --reps times; each R_* becomes the median
+# of its runs and R_*_ALL the runs' values (for the spread).
+measure_reps() {
+    local i v
+    local -A all=()
+    for ((i = 1; i <= reps; i++)); do
+        log "$1: run $i of $reps"
+        measure "$1" "${2:-}"
+        for v in R_TCP_GBPS R_TCP_NS R_UDP_PPS R_UDP_OFFERED R_UDP_WIRE R_UDP_NS R_UDP_FRAMES; do
+            all[$v]+="${!v} "
+        done
+    done
+    for v in R_TCP_GBPS R_TCP_NS R_UDP_PPS R_UDP_OFFERED R_UDP_WIRE R_UDP_NS R_UDP_FRAMES; do
+        printf -v "${v}_ALL" %s "${all[$v]% }"
+        printf -v "$v" %s "$(median ${all[$v]})"
+    done
+    log "$1: medians of $reps: TCP $R_TCP_GBPS Gbit/s (runs: $R_TCP_GBPS_ALL), UDP delivered $R_UDP_PPS pkt/s (runs: $R_UDP_PPS_ALL)"
+}
+median() { $PY -c "import sys
+v=[x for x in sys.argv[1:] if x not in ('', 'error')]
+try: v=sorted(float(x) for x in v)
+except ValueError: print('error'); sys.exit()
+if not v: print(''); sys.exit()
+m=v[len(v)//2] if len(v)%2 else (v[len(v)//2-1]+v[len(v)//2])/2
+print(('%.2f' % m) if m < 100 else ('%.0f' % m))" "$@"; }
+spread() { $PY -c "import sys
+v=[x for x in sys.argv[1:] if x not in ('', 'error')]
+try: v=sorted(float(x) for x in v)
+except ValueError: print(''); sys.exit()
+f=lambda x: ('%.2f' % x) if x < 100 else ('%.0f' % x)
+print(' (%s-%s)' % (f(v[0]), f(v[-1])) if len(v) > 1 else '')" $1; }
+
 # ---- new flows, memory, replication ---------------------------------------
 twjson() { "$bin" show "$2" --json --socket "$1" 2>/dev/null; }
 jget() { $PY -c "import json,sys
@@ -216,7 +249,8 @@ ip -n tb-cli addr add 203.0.113.10/24 dev tb-inside
 ip -n tb-cli link set tb-inside up
 ip -n tb-srv addr add 203.0.113.254/24 dev tb-outside
 ip -n tb-srv link set tb-outside up
-measure wire "$wire_pid"
+measure_reps wire "$wire_pid"
+A_TCP_SP=$(spread "$R_TCP_GBPS_ALL") A_UDP_SP=$(spread "$R_UDP_PPS_ALL") A_WIRE_SP=$(spread "$R_UDP_WIRE_ALL")
 A_TCP=$R_TCP_GBPS A_TCP_NS=$R_TCP_NS A_UDP=$R_UDP_PPS A_UDP_OFF=$R_UDP_OFFERED A_UDP_NS=$R_UDP_NS A_UDP_FR=$R_UDP_FRAMES A_UDP_WIRE=$R_UDP_WIRE
 kill_fw "$wire_pid"
 
@@ -228,7 +262,8 @@ lab_spawn_as fw_pid tb-fw "$LAB_DIR/fw.log" "$bin" run -c "$LAB_DIR/bench.toml"
 echo "$fw_pid" >>"$LAB_DIR/lab.pids"
 move_taps tb-fw
 setup_peers
-measure twinwall "$fw_pid"
+measure_reps twinwall "$fw_pid"
+B_TCP_SP=$(spread "$R_TCP_GBPS_ALL") B_UDP_SP=$(spread "$R_UDP_PPS_ALL") B_WIRE_SP=$(spread "$R_UDP_WIRE_ALL")
 B_TCP=$R_TCP_GBPS B_TCP_NS=$R_TCP_NS B_UDP=$R_UDP_PPS B_UDP_OFF=$R_UDP_OFFERED B_UDP_NS=$R_UDP_NS B_UDP_FR=$R_UDP_FRAMES B_UDP_WIRE=$R_UDP_WIRE
 flood twinwall "$sock" "$fw_pid"
 B_NEW=$R_NEW B_NEW_OFF=$R_NEW_OFF B_MEM=$R_MEM B_FLOWS=$R_FLOWS
@@ -261,7 +296,8 @@ lab_wait 15 bash -c "[ \"\$('$bin' show failover --json --socket '$LAB_DIR/prima
 log "pair: primary $(role "$LAB_DIR/primary.sock"), secondary $(role "$LAB_DIR/secondary.sock")"
 move_taps tb-fa
 setup_peers
-measure ha "$fa_pid"
+measure_reps ha "$fa_pid"
+C_TCP_SP=$(spread "$R_TCP_GBPS_ALL") C_UDP_SP=$(spread "$R_UDP_PPS_ALL") C_WIRE_SP=$(spread "$R_UDP_WIRE_ALL")
 C_TCP=$R_TCP_GBPS C_TCP_NS=$R_TCP_NS C_UDP=$R_UDP_PPS C_UDP_OFF=$R_UDP_OFFERED C_UDP_NS=$R_UDP_NS C_UDP_FR=$R_UDP_FRAMES C_UDP_WIRE=$R_UDP_WIRE
 fb_c0=$(cpu_ticks "$fb_pid")
 flood ha "$LAB_DIR/primary.sock" "$fa_pid" tb-fa tbfo
@@ -302,7 +338,8 @@ table ip twbench {
 }
 NFT
 setup_peers
-measure kernel ""
+measure_reps kernel ""
+D_TCP_SP=$(spread "$R_TCP_GBPS_ALL") D_UDP_SP=$(spread "$R_UDP_PPS_ALL") D_WIRE_SP=$(spread "$R_UDP_WIRE_ALL")
 D_TCP=$R_TCP_GBPS D_UDP=$R_UDP_PPS D_UDP_OFF=$R_UDP_OFFERED D_UDP_WIRE=$R_UDP_WIRE
 # New flows through the kernel: conntrack's count over a short flood (its
 # table holds nf_conntrack_max, shared with the host).
@@ -402,15 +439,17 @@ run-to-run spread is large (tens of percent on the UDP rows).
 
 | path | TCP, one stream (Gbit/s) | UDP 64-byte payload delivered (packets/s) | UDP offered by the senders / reaching the server's interface (packets/s) | twinwall CPU per frame read (TCP / UDP) |
 |---|---|---|---|---|
-| (a) \`twinwall wire\` (TAP to TAP copy only, the ceiling) | $A_TCP | $A_UDP$A_BOUND | $A_UDP_OFF / $A_UDP_WIRE | $A_TCP_NS ns / $A_UDP_NS ns ($A_UDP_FR frames/s read) |
-| (b) twinwall routed, conntrack + PAT, one unit | $B_TCP | $B_UDP$B_BOUND | $B_UDP_OFF / $B_UDP_WIRE | $B_TCP_NS ns / $B_UDP_NS ns ($B_UDP_FR frames/s read) |
-| (c) (b) with a standby replicating | $C_TCP | $C_UDP$C_BOUND | $C_UDP_OFF / $C_UDP_WIRE | $C_TCP_NS ns / $C_UDP_NS ns ($C_UDP_FR frames/s read; active unit) |
-| (d) Linux forwarding, nftables masquerade + stateful forward chain, conntrack | $D_TCP | $D_UDP$D_BOUND | $D_UDP_OFF / $D_UDP_WIRE | (kernel softirq, not attributed) |
-| ratio (b) / (a) (goal: at least 0.9x) | $(ratio "$B_TCP" "$A_TCP") | $(ratio "$B_UDP" "$A_UDP") | | |
-| ratio (b) / (d) (goals: TCP at least 0.8x, UDP at least 1x) | $(ratio "$B_TCP" "$D_TCP") | $(ratio "$B_UDP" "$D_UDP") | | |
-| ratio (c) / (b) | $(ratio "$C_TCP" "$B_TCP") | $(ratio "$C_UDP" "$B_UDP") | | |
+| (a) \`twinwall wire\` (TAP to TAP copy only, the ceiling) | $A_TCP$A_TCP_SP | $A_UDP$A_UDP_SP$A_BOUND | $A_UDP_OFF / $A_UDP_WIRE$A_WIRE_SP | $A_TCP_NS ns / $A_UDP_NS ns ($A_UDP_FR frames/s read) |
+| (b) twinwall routed, conntrack + PAT, one unit | $B_TCP$B_TCP_SP | $B_UDP$B_UDP_SP$B_BOUND | $B_UDP_OFF / $B_UDP_WIRE$B_WIRE_SP | $B_TCP_NS ns / $B_UDP_NS ns ($B_UDP_FR frames/s read) |
+| (c) (b) with a standby replicating | $C_TCP$C_TCP_SP | $C_UDP$C_UDP_SP$C_BOUND | $C_UDP_OFF / $C_UDP_WIRE$C_WIRE_SP | $C_TCP_NS ns / $C_UDP_NS ns ($C_UDP_FR frames/s read; active unit) |
+| (d) Linux forwarding, nftables masquerade + stateful forward chain, conntrack | $D_TCP$D_TCP_SP | $D_UDP$D_UDP_SP$D_BOUND | $D_UDP_OFF / $D_UDP_WIRE$D_WIRE_SP | (kernel softirq, not attributed) |
+| ratio (b) / (a) (goal: at least 0.9x) | $(ratio "$B_TCP" "$A_TCP") | $(ratio "$B_UDP" "$A_UDP") | reaching the server: $(ratio "$B_UDP_WIRE" "$A_UDP_WIRE") | |
+| ratio (b) / (d) (goals: TCP at least 0.8x, UDP at least 1x) | $(ratio "$B_TCP" "$D_TCP") | $(ratio "$B_UDP" "$D_UDP") | reaching the server: $(ratio "$B_UDP_WIRE" "$D_UDP_WIRE") | |
+| ratio (c) / (b) | $(ratio "$C_TCP" "$B_TCP") | $(ratio "$C_UDP" "$B_UDP") | reaching the server: $(ratio "$C_UDP_WIRE" "$B_UDP_WIRE") | |
 
-How: TCP is \`iperf3 -c 203.0.113.254 -t $tcp_s\` (receiver's rate). UDP is
+Each figure is the median of $reps runs, with the lowest and highest in
+brackets; the ratios are of medians. How: TCP is
+\`iperf3 -c 203.0.113.254 -t $tcp_s\` (receiver's rate). UDP is
 $udp_procs parallel \`iperf3 -u -l 64 -b 0 -t $udp_s\` processes; "delivered" is
 the server namespace's \`Udp InDatagrams\` delta (datagrams handed to sockets)
 over the middle $((udp_s - 4)) s, "offered" the client namespace's
