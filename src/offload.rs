@@ -56,7 +56,9 @@ pub fn check_ingress(buf: &mut FrameBuf, d: &mut PacketDesc) -> Result<(), DropR
     }
     let end = d.l3 + d.ip_len;
     let (start, at) = (off.csum_start as usize, off.csum_start as usize + off.csum_offset as usize);
-    if start < d.l3 || at + 2 > end {
+    // A fragment's L4 checksum covers the whole datagram: no sum over this
+    // frame alone can complete it (and no kernel sends one partial).
+    if d.is_fragment() || start < d.l3 || at + 2 > end {
         return Err(DropReason::OffloadMalformed);
     }
     let f = buf.as_mut();
