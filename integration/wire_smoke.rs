@@ -98,12 +98,10 @@ fn wire_copies_frames_and_tso_super_frames() {
     assert!(ping.status.success(), "ping through wire failed:\n{}", String::from_utf8_lossy(&ping.stdout));
 
     // 32 MB of TCP from a to b; the receiver prints how much arrived.
-    let server = format!(
-        "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+    let server = "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
          s.bind(('10.77.0.2', 5999)); s.listen(1); s.settimeout(15); c,_=s.accept(); c.settimeout(15); n=0\n\
-         while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d)\nprint(n)"
-    );
-    let recv = in_ns(&b, &["timeout", "20", "python3", "-c", &server]).stdout(Stdio::piped()).spawn().unwrap();
+         while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d)\nprint(n)";
+    let recv = in_ns(&b, &["timeout", "20", "python3", "-c", server]).stdout(Stdio::piped()).spawn().unwrap();
     let client = format!(
         "import socket, time\nfor i in range(50):\n try:\n  s=socket.create_connection(('10.77.0.2', 5999), 2); break\n \
          except OSError: time.sleep(0.1)\ns.sendall(bytes({BYTES})); s.close()"
