@@ -18,6 +18,10 @@
 //!   (so sequence-window tracking passes), 1:1; frames alternate direction.
 //!   The frames are one template per direction whose seq/ack are patched
 //!   per frame with an RFC 1624 checksum update (see `driver only`).
+//! * `tcp 60000 B TSO super-frame`: the same connection fed as a TAP with
+//!   offload feeds it: 60000-byte super-frames with a partial checksum,
+//!   each acknowledged; out of a port with offload (forwarded whole), or
+//!   without (segmented into 1448-byte segments with full checksums here).
 //! * `udp established`: a PAT'd UDP flow, 64-byte payloads, alternating
 //!   directions.
 //! * `udp new flow` / `tcp syn new flow`: every frame opens a connection
@@ -35,9 +39,10 @@ use std::hint::black_box;
 use std::time::Instant as Wall;
 
 use twinwall::entropy::SeededRng;
+use twinwall::frame::Offload;
 use twinwall::show::{Report, ShowWhat};
 use twinwall::testkit::{self, lab_config, FW_IN_MAC, FW_OUT_MAC, HOST_MAC, INSIDE, OUTSIDE, ROUTER_MAC};
-use twinwall::wire::checksum::update32;
+use twinwall::wire::checksum::{finish, pseudo_v4, update32};
 use twinwall::{Appliance, Duration, IfIndex, Instant, Output};
 
 const TICK: Duration = Duration::from_micros(1);
@@ -90,6 +95,25 @@ impl Rig {
         }
         let mut buf = self.app.alloc_frame();
         buf.set(frame);
+        self.app.handle_frame(port, buf, self.now);
+        while let Some(o) = self.app.poll_output() {
+            if let Output::Frame { buf, .. } = o {
+                self.out += 1;
+                self.app.recycle(buf);
+            }
+        }
+    }
+
+    /// [`step`](Self::step) for a frame read with vnet_hdr offload.
+    #[inline(always)]
+    fn step_offload(&mut self, port: IfIndex, frame: &[u8], offload: Offload) {
+        self.now = self.now + TICK;
+        if self.app.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.app.handle_timeout(self.now);
+        }
+        let mut buf = self.app.alloc_frame();
+        buf.set(frame);
+        buf.offload = offload;
         self.app.handle_frame(port, buf, self.now);
         while let Some(o) = self.app.poll_output() {
             if let Output::Frame { buf, .. } = o {
@@ -202,6 +226,60 @@ fn tcp_established() -> Row {
     row
 }
 
+/// TSO super-frames of `LEN` bytes of TCP with a partial checksum, as a TAP
+/// with offload hands them over, each acknowledged; out of a port that
+/// takes offload (forwarded whole) or not (cut into 1448-byte segments
+/// here). One "frame" is a super-frame or an ACK.
+fn tcp_super_frames(case: &'static str, tx_offload: bool) -> Row {
+    const PAIRS: u64 = 20_000;
+    const LEN: usize = 60_000;
+    let mut rig = Rig::new();
+    rig.app.set_tx_offload(INSIDE, tx_offload);
+    rig.app.set_tx_offload(OUTSIDE, tx_offload);
+    let (cseq, sseq) = (1000u32, 5000u32);
+    let syn = testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq, 0, "S", &[]);
+    let port = pat_port(&rig.feed(INSIDE, syn.as_ref()).expect("SYN forwarded"));
+    let synack =
+        testkit::tcp(ROUTER_MAC, FW_OUT_MAC, "198.51.100.80", 80, "203.0.113.1", port, sseq, cseq + 1, "SA", &[]);
+    rig.feed(OUTSIDE, synack.as_ref()).expect("SYN/ACK forwarded");
+    let ack =
+        testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq + 1, sseq + 1, "A", &[]);
+    rig.feed(INSIDE, ack.as_ref()).expect("ACK forwarded");
+    let mut data =
+        testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, 0, sseq + 1, "AP", &[0x5a; LEN])
+            .as_ref()
+            .to_vec();
+    // The checksum field holds the pseudo-header sum only, so patching the
+    // sequence number below leaves it alone.
+    let p = !finish(pseudo_v4([192, 168, 10, 10], [198, 51, 100, 80], 6, (20 + LEN) as u16));
+    data[TCP_SUM..TCP_SUM + 2].copy_from_slice(&p.to_be_bytes());
+    let offload = Offload {
+        flags: Offload::NEEDS_CSUM,
+        gso_type: Offload::GSO_TCPV4,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    let mut back =
+        testkit::tcp(ROUTER_MAC, FW_OUT_MAC, "198.51.100.80", 80, "203.0.113.1", port, sseq + 1, cseq + 1, "A", &[])
+            .as_ref()
+            .to_vec();
+    let mut next = cseq + 1;
+    let drop0 = rig.drops();
+    let row = measure(case, 2 * PAIRS, || {
+        for _ in 0..PAIRS {
+            data[TCP_SEQ..TCP_SEQ + 4].copy_from_slice(&next.to_be_bytes());
+            rig.step_offload(INSIDE, &data, offload);
+            next = next.wrapping_add(LEN as u32);
+            set_seq_ack(&mut back, sseq + 1, next);
+            rig.step(OUTSIDE, &back);
+        }
+    });
+    assert_eq!(rig.drops() - drop0, 0, "tcp super-frames: drops {:?}", rig.app.counters().drop_map());
+    row
+}
+
 fn udp_established() -> Row {
     const PAIRS: u64 = 500_000;
     let mut rig = Rig::new();
@@ -296,7 +374,12 @@ fn main() {
         println!("measurements run under `cargo bench --bench {}`", env!("CARGO_CRATE_NAME"));
         return;
     }
-    let mut rows = vec![tcp_established(), udp_established()];
+    let mut rows = vec![
+        tcp_established(),
+        tcp_super_frames("tcp 60000 B TSO super-frame + ACK, egress with offload", true),
+        tcp_super_frames("tcp 60000 B TSO super-frame + ACK, segmented here (42 segments)", false),
+        udp_established(),
+    ];
     let (udp_row, full) = new_flows("udp new flow (fills the table to 1 M)", 1_000_000, false);
     rows.push(udp_row);
     let (tcp_row, _) = new_flows("tcp syn new flow (500 k)", 500_000, true);

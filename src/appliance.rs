@@ -38,8 +38,9 @@ use crate::conntrack::{self, tcp, Conn, ConnState, Dir, FlowKey, InsertError, Ke
 use crate::drop::DropReason;
 use crate::emit;
 use crate::entropy::Entropy;
-use crate::frame::{FrameBuf, Pool};
+use crate::frame::{FrameBuf, Offload, Pool};
 use crate::nat::Nat;
+use crate::offload;
 use crate::pdesc::{self, IcmpKind, PacketDesc};
 use crate::route::RouteTable;
 use crate::show::{self, Report, ShowWhat};
@@ -212,6 +213,11 @@ pub struct Appliance {
     gone: Vec<(u64, KeyV4)>,
     /// A takeover happened and no frame has been forwarded since.
     first_forward_pending: bool,
+    /// Ports whose device finishes offloaded frames itself (TAPs with
+    /// vnet_hdr); others get complete frames. Set by the shell.
+    tx_offload: Vec<bool>,
+    /// Segments of a super-frame cut in software (reused buffer).
+    seg_scratch: Vec<FrameBuf>,
 }
 
 fn seed(rng: &mut dyn Entropy) -> [u64; 4] {
@@ -319,6 +325,8 @@ impl Appliance {
             scratch: Vec::new(),
             gone: Vec::new(),
             first_forward_pending: false,
+            tx_offload: Vec::new(),
+            seg_scratch: Vec::new(),
         };
         app.announce();
         Ok(app)
@@ -342,6 +350,16 @@ impl Appliance {
         let mut v: Vec<[KeyV4; 2]> = self.ct.iter().map(|(_, c)| c.key).collect();
         v.sort();
         v
+    }
+
+    /// Say whether `port`'s device completes partial checksums and segments
+    /// super-frames itself (a TAP with vnet_hdr). Without this, every frame
+    /// the core sends is complete, as a pcap or a plain device needs.
+    pub fn set_tx_offload(&mut self, port: IfIndex, on: bool) {
+        if self.tx_offload.len() <= port.idx() {
+            self.tx_offload.resize(port.idx() + 1, false);
+        }
+        self.tx_offload[port.idx()] = on;
     }
 
     pub fn alloc_frame(&mut self) -> FrameBuf {
@@ -495,11 +513,19 @@ impl Appliance {
             || self.ports.iter().any(|p| p.net.len < 31 && u32::from(p.net.broadcast()) == dst)
     }
 
-    fn ip_input(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+    fn ip_input(&mut self, port: IfIndex, mut buf: FrameBuf, now: Instant) {
         let mut d = match pdesc::parse(buf.as_ref(), ether::HEADER_LEN) {
             Ok(d) => d,
             Err(r) => return self.drop_frame(port, buf, r),
         };
+        if buf.offload != Offload::default() {
+            if let Err(r) = offload::check_ingress(&mut buf, &mut d) {
+                return self.drop_frame(port, buf, r);
+            }
+        }
+        if d.ip_len > self.ports[port.idx()].mtu as usize && !buf.offload.is_gso() {
+            return self.drop_frame(port, buf, DropReason::RxTooLong);
+        }
         if self.is_martian_src(d.key.src) {
             return self.drop_frame(port, buf, DropReason::Ipv4Martian);
         }
@@ -796,7 +822,7 @@ impl Appliance {
             (hop.iface, Some(hop.ip))
         };
         let egress = &self.ports[out.idx()];
-        if d.ip_len > egress.mtu as usize {
+        if offload::segment_ip_len(d, &buf.offload) > egress.mtu as usize {
             if d.df {
                 let mtu = egress.mtu as u32;
                 self.icmp_error(port, &buf, d, icmp::DEST_UNREACH, icmp::UNREACH_NEEDFRAG, mtu);
@@ -813,13 +839,35 @@ impl Appliance {
             self.frags.insert(fk, e);
         }
         let Some(ip) = next_hop else {
-            return self.forwarded(out, buf, now);
+            return self.send_offloaded(out, None, buf, d, now);
         };
         pdesc::rewrite(buf.as_mut(), d, &target);
         pdesc::decrement_ttl(buf.as_mut(), d);
         buf.truncate(d.l3 + d.ip_len);
         buf.as_mut()[ether::SRC].copy_from_slice(&src_mac.0);
-        self.send_to_next_hop(out, ip, buf, now);
+        self.send_offloaded(out, Some(ip), buf, d, now);
+    }
+
+    /// Finish what the egress device cannot do itself: complete a partial
+    /// checksum, or cut a super-frame into segments; then send. `ip` is the
+    /// next hop (routed) or `None` (bridged: the frame goes as it is).
+    fn send_offloaded(&mut self, out: IfIndex, ip: Option<u32>, mut buf: FrameBuf, d: &PacketDesc, now: Instant) {
+        if buf.offload.needs_csum() && !self.tx_offload.get(out.idx()).copied().unwrap_or(false) {
+            if buf.offload.is_gso() {
+                return self.send_segments(out, ip, buf, d, now);
+            }
+            let mut off = buf.offload;
+            offload::complete_checksum(buf.as_mut(), &mut off);
+            buf.offload = off;
+        }
+        self.send_out(out, ip, buf, now);
+    }
+
+    fn send_out(&mut self, out: IfIndex, ip: Option<u32>, buf: FrameBuf, now: Instant) {
+        match ip {
+            Some(ip) => self.send_to_next_hop(out, ip, buf, now),
+            None => self.forwarded(out, buf, now),
+        }
     }
 
     /// Send a forwarded frame, counted (and timed after a takeover).
@@ -829,6 +877,18 @@ impl Appliance {
             self.ha_note_first_forward(now);
         }
         self.emit(out, buf);
+    }
+
+    /// A super-frame for a device that cannot segment it: cut it here.
+    fn send_segments(&mut self, out: IfIndex, ip: Option<u32>, buf: FrameBuf, d: &PacketDesc, now: Instant) {
+        let mut segs = std::mem::take(&mut self.seg_scratch);
+        let pool = &mut self.pool;
+        offload::segment(&buf, d, || pool.get(), |b| segs.push(b));
+        self.pool.put(buf);
+        for b in segs.drain(..) {
+            self.send_out(out, ip, b, now);
+        }
+        self.seg_scratch = segs;
     }
 
     fn send_to_next_hop(&mut self, out: IfIndex, ip: u32, mut buf: FrameBuf, now: Instant) {

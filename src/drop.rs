@@ -37,6 +37,9 @@ drop_reasons! {
     ArpNotForUs = "arp-not-for-us" : "arp", "ARP for an address the appliance does not own";
     ArpQueueFull = "arp-queue-full" : "arp", "next hop unresolved and the pending queue is full";
     ArpUnresolved = "arp-unresolved" : "arp", "next hop did not answer ARP";
+    RxTooLong = "rx-too-long" : "l3", "longer than the ingress MTU and not a GSO super-frame";
+    GsoUnsupported = "gso-unsupported" : "l3", "GSO super-frame of a kind the appliance cannot forward (only TCP over IPv4)";
+    OffloadMalformed = "offload-malformed" : "l3", "vnet_hdr offload fields that do not fit the packet";
     Ipv4Malformed = "ipv4-malformed" : "l3", "IPv4 header bad: version, length or options";
     Ipv4BadChecksum = "ipv4-bad-checksum" : "l3", "IPv4 header checksum wrong";
     Ipv4Martian = "ipv4-martian" : "l3", "source address that cannot appear on a wire (loopback, multicast, ours)";

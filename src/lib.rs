@@ -18,6 +18,7 @@ pub mod failover;
 pub mod frame;
 pub mod ha;
 pub mod nat;
+pub mod offload;
 pub mod pdesc;
 pub mod replay;
 pub mod route;

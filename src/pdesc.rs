@@ -61,6 +61,10 @@ pub struct PacketDesc {
     pub icmp_code: u8,
     pub icmp: Option<IcmpKind>,
     pub inner: Option<Inner>,
+    /// The TCP/UDP checksum field holds a partial (pseudo-header) sum that
+    /// the egress device completes: set by the caller from the frame's
+    /// [`Offload`](crate::frame::Offload), never by `parse`.
+    pub l4_csum_partial: bool,
 }
 
 impl PacketDesc {
@@ -232,13 +236,14 @@ pub fn decrement_ttl(f: &mut [u8], d: &mut PacketDesc) {
 
 /// Where the L4 checksum of a first fragment or whole packet sits, and
 /// whether it covers the pseudo-header.
-fn l4_checksum_at(proto: u8, l4: usize, f: &[u8]) -> Option<(usize, bool)> {
+fn l4_checksum_at(proto: u8, l4: usize, f: &[u8], partial: bool) -> Option<(usize, bool)> {
     match proto {
         crate::config::types::proto::TCP => Some((l4 + tcp::CHECKSUM.start, true)),
-        // UDP checksum zero means "none" and must stay so.
+        // UDP checksum zero means "none" and must stay so; a partial sum
+        // of zero is a sum like any other.
         crate::config::types::proto::UDP => {
             let at = l4 + udp::CHECKSUM.start;
-            (be16(f, at..at + 2) != 0).then_some((at, true))
+            (partial || be16(f, at..at + 2) != 0).then_some((at, true))
         }
         crate::config::types::proto::ICMP => Some((l4 + icmp::CHECKSUM.start, false)),
         _ => None,
@@ -247,7 +252,9 @@ fn l4_checksum_at(proto: u8, l4: usize, f: &[u8]) -> Option<(usize, bool)> {
 
 /// Rewrite the packet's tuple to `to` in place: addresses with the IP
 /// checksum, ports (or the ICMP identifier) with the L4 checksum, all
-/// incrementally. Later fragments get their addresses only.
+/// incrementally. Later fragments get their addresses only. With
+/// `d.l4_csum_partial` the L4 field is a partial sum: addresses move it
+/// (they are in the pseudo-header), ports do not (the sender sums them).
 pub fn rewrite(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
     let from = d.key;
     if from == *to {
@@ -256,7 +263,8 @@ pub fn rewrite(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
     let l3 = d.l3;
     let l4 = d.l4;
     let has_l4 = d.frag_off == 0;
-    let l4c = if has_l4 { l4_checksum_at(from.proto, l4, f) } else { None };
+    let partial = d.l4_csum_partial && has_l4;
+    let l4c = if has_l4 { l4_checksum_at(from.proto, l4, f, partial) } else { None };
     let mut ipc = be16(f, l3 + ipv4::CHECKSUM.start..l3 + ipv4::CHECKSUM.end);
     let mut l4sum = l4c.map(|(at, _)| be16(f, at..at + 2));
     for (range, old, new) in [(ipv4::SRC, from.src, to.src), (ipv4::DST, from.dst, to.dst)] {
@@ -264,7 +272,7 @@ pub fn rewrite(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
             put32(f, l3 + range.start, new);
             ipc = checksum::update32(ipc, old, new);
             if let (Some(s), Some((_, true))) = (l4sum.as_mut(), l4c) {
-                *s = checksum::update32(*s, old, new);
+                *s = if partial { checksum::update_partial32(*s, old, new) } else { checksum::update32(*s, old, new) };
             }
         }
     }
@@ -275,7 +283,7 @@ pub fn rewrite(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
                 for (at, old, new) in [(l4, from.sport, to.sport), (l4 + 2, from.dport, to.dport)] {
                     if old != new {
                         put16(f, at, new);
-                        if let Some(s) = l4sum.as_mut() {
+                        if let Some(s) = l4sum.as_mut().filter(|_| !partial) {
                             *s = checksum::update16(*s, old, new);
                         }
                     }
@@ -295,7 +303,7 @@ pub fn rewrite(f: &mut [u8], d: &mut PacketDesc, to: &KeyV4) {
         }
         if let (Some((at, _)), Some(s)) = (l4c, l4sum) {
             // A UDP checksum that computes to zero is sent as all ones.
-            let s = if s == 0 && from.proto == crate::config::types::proto::UDP { 0xffff } else { s };
+            let s = if s == 0 && !partial && from.proto == crate::config::types::proto::UDP { 0xffff } else { s };
             put16(f, at, s);
         }
     }
@@ -475,5 +483,57 @@ mod tests {
         let d = parse(&f, 14).unwrap();
         assert!(d.is_later_fragment());
         assert_eq!(d.key.sport, 0);
+    }
+
+    /// `f` with its L4 checksum replaced by the partial sum Linux leaves for
+    /// the device (CHECKSUM_PARTIAL): the pseudo-header sum, not complemented.
+    fn make_partial(f: &mut [u8], d: &PacketDesc) -> usize {
+        let at = d.l4 + if d.key.proto == 6 { tcp::CHECKSUM.start } else { udp::CHECKSUM.start };
+        let l4_len = (d.l3 + d.ip_len - d.l4) as u16;
+        let p = !checksum::finish(checksum::pseudo_v4(
+            d.key.src.to_be_bytes(),
+            d.key.dst.to_be_bytes(),
+            d.key.proto,
+            l4_len,
+        ));
+        put16(f, at, p);
+        at
+    }
+
+    #[test]
+    fn nat_on_a_partial_checksum_completes_to_the_full_checksum() {
+        let tcp_frame = {
+            let b = PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4([192, 168, 10, 10], [93, 184, 216, 34], 64)
+                .tcp(40000, 443, 7, 64240);
+            let mut v = Vec::new();
+            b.write(&mut v, &(0..1400u32).map(|i| (i * 7) as u8).collect::<Vec<_>>()).unwrap();
+            v
+        };
+        for (frame, to_src, to_sport, to_dst, to_dport) in [
+            (udp_frame(), [203, 0, 113, 1], 1025, [8, 8, 8, 8], 53),
+            (tcp_frame.clone(), [203, 0, 113, 1], 61000, [93, 184, 216, 34], 443),
+            // Destination NAT: the other address and port.
+            (tcp_frame, [192, 168, 10, 10], 40000, [172, 16, 20, 10], 80),
+        ] {
+            let mut f = frame;
+            let mut d = parse(&f, 14).unwrap();
+            let at = make_partial(&mut f, &d);
+            d.l4_csum_partial = true;
+            let to = KeyV4 {
+                src: u32::from_be_bytes(to_src),
+                sport: to_sport,
+                dst: u32::from_be_bytes(to_dst),
+                dport: to_dport,
+                ..d.key
+            };
+            rewrite(&mut f, &mut d, &to);
+            decrement_ttl(&mut f, &mut d);
+            // What the device does: sum from the L4 header, field included.
+            let c = checksum::complete(&f[d.l4..d.l3 + d.ip_len]);
+            put16(&mut f, at, c);
+            verify(&f);
+            assert_eq!(parse(&f, 14).unwrap().key, to);
+        }
     }
 }

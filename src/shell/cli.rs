@@ -73,6 +73,18 @@ pub enum Cmd {
     },
     /// Run the appliance offline over pcap files and write what it sends.
     Replay(ReplayArgs),
+    /// Only copy frames between two TAPs (no appliance): the benchmark ceiling.
+    Wire {
+        /// TAP device to open (or create); give exactly two.
+        #[arg(long = "tap", value_name = "NAME", required = true)]
+        taps: Vec<String>,
+        /// MTU to set on both TAPs.
+        #[arg(long, value_name = "BYTES", default_value_t = 1500)]
+        mtu: u16,
+        /// Log level (default: RUST_LOG, else info).
+        #[arg(long, value_name = "LEVEL", value_parser = PossibleValuesParser::new(LOG_LEVELS))]
+        log_level: Option<String>,
+    },
 }
 
 /// `twinwall failover active|standby`.
@@ -189,6 +201,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Cmd::Replay(args) => {
             init_logging(args.log_level.as_deref());
             replay(&args)
+        }
+        Cmd::Wire { taps, mtu, log_level } => {
+            init_logging(log_level.as_deref());
+            match super::wire_mode::run(&taps, mtu) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

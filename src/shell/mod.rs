@@ -35,6 +35,8 @@ mod key_file;
 mod signals;
 mod tap;
 mod timer;
+mod vnet;
+pub mod wire_mode;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -104,7 +106,7 @@ const TAP_BASE: usize = 16;
 const CONN_BASE: usize = TAP_BASE + 256;
 
 /// Frames read from one TAP before the loop turns to the others.
-const READS_PER_WAKEUP: usize = 256;
+pub(crate) const READS_PER_WAKEUP: usize = 256;
 /// Within a TAP's batch, the clock is read every this many frames and the
 /// batch cut short once a core deadline has passed, so that however hard the
 /// TAPs are pushed a hello is late by at most this many frames' work, not a
@@ -268,7 +270,8 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         let token = Token(TAP_BASE + i);
         reg.register(&mut SourceFd(&tap.as_raw_fd()), token, Interest::READABLE)
             .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
-        log::info!("interface {} on TAP {} (MTU {})", ifc.name, tap.name(), ifc.mtu);
+        let offload = if tap.offload { "checksum/TSO offload" } else { "no offload" };
+        log::info!("interface {} on TAP {} (MTU {}, {offload})", ifc.name, tap.name(), ifc.mtu);
         ports.push(Port {
             tap,
             token,
@@ -288,6 +291,11 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
 
     let clock = Clock::start();
     let mut app = Appliance::new(cfg, clock.now(), Box::new(SystemEntropy::new()));
+    // Every TAP has a vnet header, so every one takes super-frames and
+    // partial checksums on write whatever its own offload setting.
+    for i in 0..ports.len() {
+        app.set_tx_offload(IfIndex(i as u8), true);
+    }
     let heartbeat = match &fo {
         Some(link) => {
             let (fd, group) = link.hello_target();
@@ -634,7 +642,7 @@ impl Shell {
                 }
             }
             let mut buf = self.app.alloc_frame();
-            match port.tap.recv(buf.spare_mut(port.tap.read_len)) {
+            match port.tap.recv(&mut buf) {
                 Ok(0) => self.app.recycle(buf),
                 Ok(n) => {
                     buf.truncate(n);
@@ -752,7 +760,7 @@ impl Shell {
 /// One write(2) of a whole frame, retried on `EINTR`.
 fn send(tap: &Tap, buf: &FrameBuf) -> io::Result<()> {
     loop {
-        match tap.send(buf.as_ref()) {
+        match tap.send(buf) {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -44,6 +44,30 @@ pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
     update16(hc, old as u16, new as u16)
 }
 
+/// [`update32`] for a *partial* checksum: with Linux's CHECKSUM_PARTIAL
+/// (a vnet_hdr frame with NEEDS_CSUM) the field holds the pseudo-header sum,
+/// folded and not complemented, and the sender adds the L4 bytes later. An
+/// address is in the pseudo-header, so the sum moves by `new - old`:
+/// `P' = P + ~old + new`, which is eqn. 3 on the complement. This is
+/// `inet_proto_csum_replace4(.., pseudohdr = true)` on a CHECKSUM_PARTIAL
+/// skb (net/core/utils.c). A port is not in the pseudo-header and must not
+/// touch a partial sum: the sender sums the port bytes themselves.
+pub fn update_partial32(p: u16, old: u32, new: u32) -> u16 {
+    !update32(!p, old, new)
+}
+
+/// The checksum a sender stores for a partial sum: the complement of the
+/// sum of `data` (from `csum_start` to the end, the field holding the
+/// pseudo-header sum), zero sent as all ones as Linux's
+/// `skb_checksum_help` does (RFC 768's "no checksum" for UDP; an equal
+/// value for TCP).
+pub fn complete(data: &[u8]) -> u16 {
+    match finish(sum(data, 0)) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +102,14 @@ mod tests {
     #[test]
     fn odd_length() {
         assert_eq!(sum(&[0xab], 0), 0xab00);
+    }
+
+    #[test]
+    fn partial_update_moves_the_pseudo_header_sum() {
+        let (src, dst) = ([192, 168, 10, 10], [8, 8, 8, 8]);
+        let p = finish(pseudo_v4(src, dst, 6, 1000)) ^ 0xffff;
+        let new = [203, 0, 113, 1];
+        let p2 = update_partial32(p, u32::from_be_bytes(src), u32::from_be_bytes(new));
+        assert_eq!(p2, !finish(pseudo_v4(new, dst, 6, 1000)));
     }
 }

@@ -1,0 +1,139 @@
+//! `twinwall wire --tap A --tap B`: copy every frame from each TAP to the
+//! other and do nothing else. No appliance, no parsing, no policy: the same
+//! TAP code (vnet header and offload included) and the same batching as
+//! `run`, so its throughput is the ceiling of the architecture, the (a) row
+//! of BENCHMARKS.md. Frames keep their vnet header fields, so a TSO
+//! super-frame read from one TAP is written to the other as it came.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use twinwall::frame::FrameBuf;
+
+use super::signals::{Signal, Signals};
+use super::tap::{Tap, TapError};
+use super::READS_PER_WAKEUP;
+
+/// Why `twinwall wire` could not start or had to stop.
+#[derive(Debug)]
+pub enum WireError {
+    /// `twinwall wire` takes exactly two `--tap NAME`, got {0}
+    TapCount(usize),
+    Tap(TapError),
+    /// {0}: {1}
+    Io(&'static str, io::Error),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::TapCount(n) => {
+                write!(f, "`twinwall wire` takes exactly two `--tap NAME`, got {n}; e.g. `--tap tw-a --tap tw-b`")
+            }
+            WireError::Tap(e) => write!(f, "{e}"),
+            WireError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+/// Frames moved and lost in one direction.
+#[derive(Default)]
+struct Dir {
+    frames: u64,
+    bytes: u64,
+    /// Writes refused (e.g. the device is down); the frame is lost.
+    write_errors: u64,
+}
+
+/// Open both TAPs and copy frames between them until SIGTERM or SIGINT.
+pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
+    let [a, b] = names else { return Err(WireError::TapCount(names.len())) };
+    let signals = Signals::new().map_err(|e| WireError::Io("cannot set up signal handling", e))?;
+    let taps = [Tap::open(a, mtu).map_err(WireError::Tap)?, Tap::open(b, mtu).map_err(WireError::Tap)?];
+    for t in &taps {
+        let offload = if t.offload { "checksum/TSO offload" } else { "no offload" };
+        log::info!("wire: TAP {} (MTU {mtu}, {offload})", t.name());
+    }
+    let mut dirs = [Dir::default(), Dir::default()];
+    let mut buf = FrameBuf::new();
+    let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // A TAP whose last drain stopped at the batch limit: poll without waiting.
+    let mut pending = [true, true];
+    let exit = 'outer: loop {
+        let timeout = if pending.iter().any(|p| *p) { 0 } else { -1 };
+        // SAFETY: `fds` is an array of initialised pollfd that outlives the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(WireError::Io("poll failed", e));
+        }
+        if fds[2].revents != 0 {
+            loop {
+                match signals.next() {
+                    Ok(Some(Signal::Terminate(name))) => break 'outer name,
+                    Ok(Some(Signal::Reload)) => log::info!("wire: SIGHUP ignored (nothing to reload)"),
+                    Ok(None) => break,
+                    Err(e) => return Err(WireError::Io("reading signals", e)),
+                }
+            }
+        }
+        for i in 0..2 {
+            if fds[i].revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+                pending[i] = true;
+            }
+            if pending[i] {
+                pending[i] = copy_batch(&taps[i], &taps[1 - i], &mut buf, &mut dirs[i])
+                    .map_err(|e| WireError::Io("reading a TAP failed", e))?;
+            }
+        }
+    };
+    for (i, d) in dirs.iter().enumerate() {
+        log::info!(
+            "wire: {} -> {}: {} frames, {} bytes, {} not written",
+            taps[i].name(),
+            taps[1 - i].name(),
+            d.frames,
+            d.bytes,
+            d.write_errors
+        );
+    }
+    log::info!("{exit}: exiting");
+    Ok(())
+}
+
+/// Read up to [`READS_PER_WAKEUP`] frames from `from` and write each to
+/// `to`. Returns whether frames may remain (the batch limit was reached).
+fn copy_batch(from: &Tap, to: &Tap, buf: &mut FrameBuf, d: &mut Dir) -> io::Result<bool> {
+    for _ in 0..READS_PER_WAKEUP {
+        match from.recv(buf) {
+            Ok(0) => {}
+            Ok(_) => {
+                d.frames += 1;
+                d.bytes += buf.len() as u64;
+                loop {
+                    match to.send(buf) {
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            // A full or downed device: the frame is lost, as
+                            // on a wire; the count says how many.
+                            d.write_errors += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
