@@ -81,7 +81,7 @@ impl Appliance {
             ether::TYPE_ARP if ours || arp_for_us => self.arp_input(port, buf, now),
             ether::TYPE_ARP => self.bridge_by_mac(port, buf, dst),
             ether::TYPE_IPV4 if ours => self.bridge_local(port, buf),
-            ether::TYPE_IPV4 if dst.is_multicast() => self.drop_frame(port, buf, DropReason::L3Broadcast),
+            ether::TYPE_IPV4 if dst.is_multicast() => self.bridge_ip_flood(port, buf),
             ether::TYPE_IPV4 => self.ip_input(port, buf, now),
             _ => {
                 let g = &self.cfg.bridge_groups[self.port_group[port.idx()] as usize];
@@ -142,6 +142,40 @@ impl Appliance {
             }
             None => self.flood(port, buf),
         }
+    }
+
+    /// IPv4 broadcast or multicast (DHCP, VRRP, OSPF, mDNS): no connection,
+    /// but each copy needs the ingress policy's permit towards its egress
+    /// port (an ACL, else the security levels), as ASA's transparent mode
+    /// needs an access rule for DHCP from the outside.
+    fn bridge_ip_flood(&mut self, port: IfIndex, buf: FrameBuf) {
+        let d = match pdesc::parse(buf.as_ref(), ether::HEADER_LEN) {
+            Ok(d) => d,
+            Err(r) => return self.drop_frame(port, buf, r),
+        };
+        let group = self.port_group[port.idx()];
+        let mut refused = DropReason::SecurityLevel;
+        let mut sent = 0;
+        for q in (0..self.ports.len()).map(|q| IfIndex(q as u8)) {
+            if q == port || self.port_group[q.idx()] != group {
+                continue;
+            }
+            match crate::acl::decide(&self.cfg, &mut self.acl_hits, port, q, &d.key, d.icmp_type) {
+                crate::acl::Decision::Permit => {
+                    let mut copy = self.pool.get();
+                    copy.set(buf.as_ref());
+                    self.emit(q, copy);
+                    sent += 1;
+                }
+                crate::acl::Decision::SecurityLevel => {}
+                _ => refused = DropReason::AclDeny,
+            }
+        }
+        if sent == 0 {
+            return self.drop_frame(port, buf, refused);
+        }
+        self.counters.events.frames_flooded += 1;
+        self.pool.put(buf);
     }
 
     /// A copy out of every other port of `port`'s bridge group.

@@ -586,13 +586,30 @@ fn transparent_drops_what_it_does_not_bridge() {
     let mut lldp = v6.clone();
     lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
     let to_us = udp(HOST_MAC, FW_IN_MAC, BR_HOST, 1, BR_ROUTER, 2, b"");
-    let bcast = udp(HOST_MAC, [0xff; 6], BR_HOST, 68, "255.255.255.255", 67, b"dhcp");
-    for f in [FrameBuf::from_slice(&v6), FrameBuf::from_slice(&lldp), to_us, bcast] {
+    for f in [FrameBuf::from_slice(&v6), FrameBuf::from_slice(&lldp), to_us] {
         assert!(r.send(INSIDE, f).is_empty());
     }
-    for d in [DropReason::Ipv6, DropReason::UnknownEthertype, DropReason::ToSelf, DropReason::L3Broadcast] {
+    for d in [DropReason::Ipv6, DropReason::UnknownEthertype, DropReason::ToSelf] {
         assert_eq!(r.dropped(d), 1, "{}", d.name());
     }
+}
+
+/// IPv4 broadcast and multicast cross the bridge where the policy permits,
+/// copy by copy: DHCP from the inside (level 100) reaches both lower levels,
+/// from the dmz (50) only the outside (0); the outside's ACL permits none.
+#[test]
+fn transparent_floods_ipv4_broadcast_by_policy() {
+    let mut r = Rig::bridge();
+    let discover = udp(HOST_MAC, [0xff; 6], "0.0.0.0", 68, "255.255.255.255", 67, b"dhcp");
+    let out = r.send(INSIDE, discover.clone());
+    assert_eq!(out, vec![(OUTSIDE, discover.as_ref().to_vec()), (DMZ, discover.as_ref().to_vec())]);
+    let mdns = udp(SERVER_MAC, [1, 0, 0x5e, 0, 0, 0xfb], BR_SERVER, 5353, "224.0.0.251", 5353, b"q");
+    let out = r.send(DMZ, mdns.clone());
+    assert_eq!(out, vec![(OUTSIDE, mdns.as_ref().to_vec())]);
+    let offer = udp(ROUTER_MAC, [0xff; 6], BR_ROUTER, 67, "255.255.255.255", 68, b"offer");
+    assert!(r.send(OUTSIDE, offer).is_empty());
+    assert_eq!(r.dropped(DropReason::AclDeny), 1, "the outside ACL has no DHCP rule");
+    assert_eq!(r.app.counters().events.frames_flooded, 2);
 }
 
 #[test]

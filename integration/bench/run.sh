@@ -375,13 +375,15 @@ fo_row() {   # fo_row LABEL ARGS... -> a table row from failover.sh --quick's RE
 FO_ROWS=""
 if [ $failover = 1 ]; then
     FO_ROWS+="$(fo_row "poll 50 / hold 250 ms (defaults)")"$'\n'
+    FO_ROWS+="$(fo_row "poll 10 / hold 50 ms" --poll-ms 10 --hold-ms 50)"$'\n'
+    FO_ROWS+="$(fo_row "poll 5 / hold 25 ms" --poll-ms 5 --hold-ms 25)"$'\n'
     FO_ROWS+="$(fo_row "poll 2 / hold 8 ms" --poll-ms 2 --hold-ms 8)"$'\n'
 else
     FO_ROWS+="| twinwall | not measured in this run (--no-failover) | | | |"$'\n'
 fi
 HA_ROWS=""
 if [ $failover = 1 ] && [ $linux_ha = 1 ] && [ -x "$here/linux_ha.sh" ]; then
-    for adv in 1 0.01; do
+    for adv in 1 0.1 0.01; do
         log "failover: Linux HA stack, advert_int $adv"
         HA_ROWS+="$(bash "$here/linux_ha.sh" --advert-int "$adv" --row 2>"$LAB_DIR/linux-ha-$adv.log" || echo "| Linux nftables + conntrackd + keepalived, advert_int $adv s | error, see linux_ha.sh output | | | |")"$'\n'
     done
@@ -406,8 +408,10 @@ a, b = gap(sys.argv[1]), gap(sys.argv[2])
 print("%.3fx" % (a / b) if a is not None and b else "n/a")
 PYR
 }
-FO1=$(sed -n 1p <<<"$FO_ROWS"); FO2=$(sed -n 2p <<<"$FO_ROWS"); HA1=$(sed -n 1p <<<"$HA_ROWS"); HA2=$(sed -n 2p <<<"$HA_ROWS")
-FO_RATIOS="UDP gap ratio, twinwall / Linux HA stack (issue 6 goal: at most 0.1x): defaults $(fo_ratio "$FO1" "$HA1"), fastest timers (twinwall 2 / 8 ms, keepalived 0.01 s) $(fo_ratio "$FO2" "$HA2")."
+# Rows: twinwall 50/250, 10/50, 5/25, 2/8; Linux advert_int 1, 0.1, 0.01.
+FO1=$(sed -n 1p <<<"$FO_ROWS"); FO2=$(sed -n 2p <<<"$FO_ROWS"); FO4=$(sed -n 4p <<<"$FO_ROWS")
+HA1=$(sed -n 1p <<<"$HA_ROWS"); HA2=$(sed -n 2p <<<"$HA_ROWS"); HA3=$(sed -n 3p <<<"$HA_ROWS")
+FO_RATIOS="UDP gap ratio, twinwall / Linux HA stack (issue 6 goal: at most 0.1x): defaults $(fo_ratio "$FO1" "$HA1"); twinwall 10 / 50 ms against keepalived 0.1 s $(fo_ratio "$FO2" "$HA2"); fastest timers (twinwall 2 / 8 ms, keepalived 0.01 s) $(fo_ratio "$FO4" "$HA3")."
 # A path that carried (nearly) everything offered was not saturated: its pps is a lower bound.
 bound() { $PY -c "import sys
 try: print(' (generator-bound: everything offered got through, a lower bound)' if float(sys.argv[2]) >= 0.97*float(sys.argv[1]) else '')
