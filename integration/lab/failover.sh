@@ -48,6 +48,9 @@
 #                       probe streams, then LOAD seconds of bulk TCP downloads through
 #                       the active as fast as they go; passes if no unit changed role
 #                       (issue 6's false-failover check); prints RESULT_SOAK
+#   --tune-host         for the run, give the kernel's softirq threads (ksoftirqd)
+#                       SCHED_FIFO 5, restored at the end: the host tuning README
+#                       recommends for 2/8 ms timers beside other work
 #   --cut-s S           how long the failover link is cut (default 2)
 #   --phase-wait S      bound on each wait for roles in the later phases (default 15)
 #   --keep              leave the lab up at the end until Ctrl-C
@@ -75,7 +78,7 @@ PY=/usr/bin/python3
 M="$here/measure.py"
 
 bin="" poll="" hold="" max_gap="" cfgdir="$here/failover" after_kill=4 wait_s=30 rate=1000
-loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15 soak=""
+loglevel=info rt=10 assume="" keep=0 nofw=0 duration=10 save="" quick=0 cut_s=2 phase_wait=15 soak="" tune_host=0
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
@@ -92,6 +95,7 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --quick) quick=1; shift ;;
         --soak) soak=$2; shift 2 ;;
+        --tune-host) tune_host=1; shift ;;
         --cut-s) cut_s=$2; shift 2 ;;
         --phase-wait) phase_wait=$2; shift 2 ;;
         --save) save=$2; shift 2 ;;
@@ -120,8 +124,11 @@ command -v bridge >/dev/null || die no-bridge-cmd "iproute2's bridge command is 
 
 LAB_DIR=$(mktemp -d /tmp/twinwall-failover.XXXXXX)
 killed_sock=""
+tuned_pids=()
 cleanup() {
     lab_cleanup
+    local p
+    for p in "${tuned_pids[@]}"; do chrt -o -p 0 "$p" 2>/dev/null; done
     if [ -n "$save" ]; then
         mkdir -p "$save" && cp -p "$LAB_DIR"/*.json "$LAB_DIR"/*.log "$LAB_DIR"/*.out "$LAB_DIR"/*.toml "$LAB_DIR"/*.txt "$save"/ 2>/dev/null
         echo "records saved in $save"
@@ -132,6 +139,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [ $tune_host = 1 ]; then
+    for p in $(pgrep -x 'ksoftirqd/[0-9]+'); do
+        # Only threads still at the default policy, so the restore is exact.
+        chrt -p "$p" | grep -q SCHED_OTHER && chrt -f -p 5 "$p" && tuned_pids+=("$p")
+    done
+    echo "== host tuning: ksoftirqd ${tuned_pids[*]:-(none changed)} at SCHED_FIFO 5 until the end of the run"
+fi
 
 # lab_bridge NS: br0 without STP or forwarding delay, flooding all multicast
 # (the units' hellos on the data interfaces are multicast).
