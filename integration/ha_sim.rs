@@ -695,6 +695,13 @@ fn stall_unit(seed: u64, u: usize, ahead: bool, stall: Duration) -> Vec<(usize, 
             }
         }
     }
+    if std::env::var("SIMDEBUG").is_ok() {
+        for v in 0..2 {
+            if let Some(Report::Failover(r)) = sim.units[v].as_ref().map(|a| a.show(ShowWhat::Failover, sim.now)) {
+                eprintln!("unit {v}: {:?}\n{:?}", r.history, r.counters);
+            }
+        }
+    }
     assert!(
         !(sim.role(0) == Some(State::Active) && sim.role(1) == Some(State::Active)),
         "seed {seed}: two actives a second after the stall"
@@ -726,8 +733,16 @@ fn stalled_loop_is_covered_by_hellos_ahead() {
 #[test]
 fn hung_loop_is_taken_over_after_the_hellos_ahead_run_out() {
     for seed in 0..3 {
-        let t = takeover_time(&stall_unit(seed, 0, true, Duration::from_millis(900)))
-            .unwrap_or_else(|| panic!("seed {seed}: a 900 ms hang was never taken over"));
+        let changes = stall_unit(seed, 0, true, Duration::from_millis(900));
+        let t = takeover_time(&changes).unwrap_or_else(|| panic!("seed {seed}: a 900 ms hang was never taken over"));
+        // When the hung unit comes back it finds the peer active with the
+        // newer state, and yields to it, primary or not.
+        let last = |v: usize| changes.iter().rev().find(|c| c.0 == v).map(|c| c.2);
+        assert_eq!(last(1), Some(State::Active), "seed {seed}: the unit that took over keeps the role: {changes:?}");
+        assert!(
+            matches!(last(0), Some(State::StandbyCold | State::StandbyHot)),
+            "seed {seed}: the unit that hung yields: {changes:?}"
+        );
         // Last hello sealed at most one poll before the stall, 4.5 x 50 ms
         // ahead, 250 ms hold, link jitter and one step.
         assert!(t <= Duration::from_millis(50 + 225 + 250 + 10), "seed {seed}: takeover {t:?} after the hang");

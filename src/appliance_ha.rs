@@ -85,7 +85,28 @@ impl Appliance {
         self.ha = Some(ha);
     }
 
+    /// A gap between two calls longer than the hold time: this unit was
+    /// held up (the loop calls at least every hello interval). If it is
+    /// active, the peer may have taken over meanwhile.
+    fn ha_note_call(&mut self, ha: &mut Ha, now: Instant) {
+        let gap = ha.last_call.map_or(Duration::ZERO, |t| now.saturating_since(t));
+        ha.last_call = Some(now);
+        if gap > ha.cfg.hold && ha.fsm.state() == State::Active {
+            // Long enough for every hello the peer sent meanwhile to be read
+            // and for one sent after it took over to arrive: hellos queued
+            // from before its takeover still say standby.
+            ha.stalled_until = Some(now + ha.cfg.hold);
+            ha.count("ha-stalled-past-hold");
+            let msg = format!(
+                "this unit was held up for {} ms, longer than the hold time: if the peer took over meanwhile, it keeps the active role",
+                gap.as_millis()
+            );
+            self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
+        }
+    }
+
     fn ha_receive_with(&mut self, ha: &mut Ha, bytes: &[u8], path: Path, now: Instant) {
+        self.ha_note_call(ha, now);
         let mut buf = bytes.to_vec();
         let kind = match datagram::peek_kind(&buf) {
             Ok(k) => k,
@@ -135,8 +156,16 @@ impl Appliance {
     }
 
     fn ha_hello(&mut self, ha: &mut Ha, h: &HeaderRepr, hello: HelloRepr, path: Path, now: Instant) {
+        // Hellos travel several paths (the failover link, each data port)
+        // under one counter, and a loop that was held up reads the link's
+        // queue before its TAPs': an older hello than one already read says
+        // nothing new about the peer's role, only that it lived.
+        let newest = ha.peer_hello_epoch != Some(h.epoch) || ha.peer_hello_counter.is_none_or(|c| h.counter > c);
+        if newest {
+            ha.peer_hello_counter = Some(h.counter);
+            ha.peer = Some(hello);
+        }
         ha.peer_hello_epoch = Some(h.epoch);
-        ha.peer = Some(hello);
         // Only a hello that echoes our current epoch proves the peer is
         // alive now; a recording of an old one cannot.
         if !hello.echoes(ha.hello_epoch) {
@@ -172,6 +201,19 @@ impl Appliance {
         }
         if hello.role == State::Active {
             ha.peer_active_epoch = Some(h.epoch);
+        }
+        if !newest {
+            return ha.count("ha-hello-older");
+        }
+        if hello.role == State::Active && ha.fsm.state() == State::Active {
+            let peer_stalled = hello.has(hello_flags::STALLED);
+            if ha.stalled(now) && !peer_stalled {
+                return self.ha_role_event(ha, role::Event::YieldAfterStall, now);
+            }
+            if peer_stalled && !ha.stalled(now) {
+                // The peer stalled and will yield to us: we keep the role.
+                return ha.count("ha-peer-stalled-we-keep");
+            }
         }
         let ev = match hello.role {
             State::Init | State::Negotiating => role::Event::PeerHelloNegotiating,
@@ -257,6 +299,7 @@ impl Appliance {
             ha.last_takeover = Some(b);
         } else if t.leaves_active() || (t.to != State::Active && ha.active) {
             ha.active = false;
+            ha.stalled_until = None;
             ha.outbox = crate::ha::outbox::Outbox::new(16, Duration::from_millis(1));
             ha.tombstones.clear();
             ha.bulk_end_pending = false;
@@ -440,6 +483,9 @@ impl Appliance {
             }
         }
         let mut flags = ha.fsm.hello_flags() | extra_flags;
+        if ha.stalled(now) {
+            flags |= hello_flags::STALLED;
+        }
         if ha.peer_hello_epoch.is_some() {
             flags |= hello_flags::ECHO_VALID;
         }
@@ -518,6 +564,7 @@ impl Appliance {
 
     pub(super) fn ha_timeout(&mut self, now: Instant) {
         let Some(mut ha) = self.ha.take() else { return };
+        self.ha_note_call(&mut ha, now);
         if !ha.hellos_started {
             // Negotiation starts with our first hello, not when the core
             // was built: the shell may take a while to open its ports.
@@ -563,11 +610,17 @@ impl Appliance {
             }
         }
         // A loop that was held up has not read its TAPs yet: their silence
-        // says nothing about the links. Judge them at the next tick, after
-        // the shell has read what queued up meanwhile.
-        let held_up = ha.last_tick.is_some_and(|t| now.saturating_since(t) > ha.cfg.poll + ha.cfg.poll);
+        // says nothing about the links. Give them an interface hold time
+        // from now, as at start-up, while the shell reads what queued up
+        // (one TAP's backlog at a time).
+        // (Only a stall that could matter: half the interface hold time.)
+        let long = (ha.cfg.poll + ha.cfg.poll).max(Duration::from_micros(ha.interface_hold().as_micros() / 2));
+        let held_up = ha.last_tick.is_some_and(|t| now.saturating_since(t) > long);
         ha.last_tick = Some(now);
         if held_up {
+            ha.iface_check_from = Some(now + ha.interface_hold());
+        }
+        if ha.iface_check_from.is_some_and(|t| now < t) {
             ha.count("ha-interface-check-deferred");
         } else {
             self.ha_check_interfaces(&mut ha, now);

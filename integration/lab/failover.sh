@@ -65,6 +65,7 @@
 #   RESULT2 rejoin=ok rejoin_gap_ms=.. failback=ok failback_gap_ms=.. failback_tcp_survived=yes
 #           failback_pat_port_kept=yes linkcut_dual_active=no linkcut_link_failed=a+b ...
 #           wrongkey_error_both=yes wrongkey_state=0 wrongkey_went_active=no wrongkey_restore=ok ...
+#           stall=ok stall_takeover_ms=.. stall_gap_ms=.. stall_tcp_survived=yes
 # (one gap figure per event: the longest interval without a UDP echo in its window).
 # Exit status: 0 if the TCP connection survived, no datagram was lost outside
 # the gap, the PAT port was kept and the gap is within the limit, and every
@@ -650,5 +651,29 @@ $PY "$M" wait-roles "${socks[@]}" --want "$S=standby-hot" --want "$K=active" --k
 case $? in 0) fact wrongkey_restore ok ;; 3) fact wrongkey_restore active-not-kept ;; *) fact wrongkey_restore timeout ;; esac
 sleep 0.5
 window restore "$(minus "$t_ev" 0.2)" "$(mono)" "$t_ev"
+show_both
+
+# 5. Stall: the active (K) is stopped (SIGSTOP, as a paused VM) for four
+# hold times, then continued. The standby takes over meanwhile; when the
+# stalled unit comes back it must yield to it (the newer state), not claim
+# the role back as the primary, and the connection must go on.
+phases_run+=,stall
+fact phases_run "$phases_run"
+stall_s=$($PY -c "print('%.3f' % (4 * $eff_hold / 1000.0))")
+echo "== stall: SIGSTOP unit $K (pid ${PID[$K]}) for $stall_s s, then SIGCONT"
+t_ev=$(mono)
+kill -STOP "${PID[$K]}"
+# Only the running unit's socket: the stopped one cannot answer.
+$PY "$M" wait-roles --sock "$S=${SOCK[$S]}" --want "$S=active" --timeout "$phase_wait" --since "$t_ev" \
+    --out "$LAB_DIR/stall-takeover.json" >/dev/null 2>&1
+fact stall_takeover_ms "$($PY "$M" jget "$LAB_DIR/stall-takeover.json" elapsed_ms)"
+sleep "$stall_s"
+kill -CONT "${PID[$K]}"
+t_cont=$(mono)
+$PY "$M" wait-roles "${socks[@]}" --want "$S=active" --want "$K=standby-cold,standby-hot" --keep "$S=active" \
+    --stable 0.3 --timeout "$phase_wait" --since "$t_cont" --out "$LAB_DIR/stall-roles.json"
+case $? in 0) fact stall_roles ok ;; 3) fact stall_roles takeover-lost ;; *) fact stall_roles timeout ;; esac
+sleep 0.5
+window stall "$(minus "$t_ev" 0.2)" "$(mono)" "$t_ev"
 show_both
 end_phases

@@ -852,6 +852,16 @@ def phases(args):
             K, " ".join(changes("restore", K))))
         out["wrongkey_restore"] = "ok" if ok else "fail"
         out["restore_gap_ms"] = W("restore", "udp_gap_ms")
+    if "stall" in F("phases_run", ""):
+        ok = need(F("stall_roles") == "ok", "stall: after SIGCONT the unit that took over (%s) did not keep the role, "
+                  "or the stalled unit (%s) did not yield (%s)" % (S, K, F("stall_roles")))
+        ok &= need(not changes("stall", S) or changes("stall", S) == ["standby-hot>active"],
+                   "stall: the unit that took over (%s) changed role again: %s" % (S, " ".join(changes("stall", S))))
+        ok &= need(W("stall", "tcp_alive") == "yes", "stall: the TCP connection did not survive")
+        out["stall"] = "ok" if ok else "fail"
+        out["stall_takeover_ms"] = F("stall_takeover_ms")
+        out["stall_gap_ms"] = W("stall", "udp_gap_ms")
+        out["stall_tcp_survived"] = W("stall", "tcp_alive")
     for k in ("error",):
         if k in facts:
             out[k] = facts[k]

@@ -116,6 +116,17 @@ pub struct Ha {
     /// The last `handle_timeout`: a longer gap than two hello intervals
     /// means our own loop was held up.
     pub last_tick: Option<Instant>,
+    /// The last call into the core for this unit's failover (timer or
+    /// hello): a gap longer than the hold time means this unit stalled.
+    pub last_call: Option<Instant>,
+    /// No interface check before then: the loop was held up and its TAPs
+    /// have a backlog to read first.
+    pub iface_check_from: Option<Instant>,
+    /// Counter of the newest hello read from the peer (this epoch).
+    pub peer_hello_counter: Option<u64>,
+    /// Active and just back from a stall past the hold time: until then,
+    /// a peer heard active took over meanwhile and keeps the role.
+    pub stalled_until: Option<Instant>,
     pub bulk_rx: BulkStatus,
     pub bulk_end_pending: bool,
     pub counters: BTreeMap<&'static str, u64>,
@@ -177,6 +188,10 @@ impl Ha {
             next_hello: now,
             hellos_ahead: false,
             last_tick: None,
+            last_call: None,
+            iface_check_from: None,
+            peer_hello_counter: None,
+            stalled_until: None,
             bulk_rx: BulkStatus::Idle,
             bulk_end_pending: false,
             counters: BTreeMap::new(),
@@ -228,6 +243,12 @@ impl Ha {
 
     /// Silence on a data interface that counts as that interface failing:
     /// the configured hold, but never below [`INTERFACE_HOLD_MIN`].
+    /// Back from a stall past the hold time, as an active unit (see
+    /// [`Ha::stalled_until`]).
+    pub fn stalled(&self, now: Instant) -> bool {
+        self.stalled_until.is_some_and(|t| now < t)
+    }
+
     pub fn interface_hold(&self) -> Duration {
         self.cfg.interface_hold.max(INTERFACE_HOLD_MIN)
     }

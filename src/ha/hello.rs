@@ -60,6 +60,10 @@ pub mod hello_flags {
     /// its loop was late: proves the sender's process is alive, but what it
     /// says about the sender's interfaces may be a few intervals old.
     pub const AHEAD: u8 = 0x10;
+    /// Sender is active but its loop was held up for longer than the hold
+    /// time: if the peer took over meanwhile, the peer keeps the role and
+    /// the sender yields.
+    pub const STALLED: u8 = 0x20;
 }
 
 /// Bulk-sync status of the sender as a receiver of state.

@@ -24,7 +24,9 @@
 //!    raised (and sent in hellos) for the operator.
 //! 5. Two actives hearing each other: the secondary yields, unless the other
 //!    side claimed the role (command or preemption: `CLAIM` hello flag), in
-//!    which case the non-claimant yields. A unit that yields goes
+//!    which case the non-claimant yields, or one of them is back from a stall
+//!    past the hold time (`STALLED` flag, `YieldAfterStall`): the other took
+//!    over meanwhile with the newer state, and the stalled one yields. A unit that yields goes
 //!    `standby-cold`: its state diverged and needs a bulk sync.
 //! 6. `ManualStandby` on the active is refused unless the peer is hot; it
 //!    moves to `standby-hot` sending `YIELD`, and the hot peer takes over.
@@ -114,10 +116,14 @@ pub enum Event {
     /// restarted. (A negotiating hello alone is no proof: one still in
     /// flight from a start both units just settled looks the same.)
     PeerRestarted,
+    /// This unit, active, was held up for longer than the hold time (a
+    /// paused VM, a stopped process) and now hears the peer active: the
+    /// peer took over meanwhile and holds the newer state.
+    YieldAfterStall,
 }
 
 impl Event {
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "start",
         "peer-hello-negotiating",
         "peer-hello-active",
@@ -134,6 +140,7 @@ impl Event {
         "manual-standby",
         "preempt-timer",
         "peer-restarted",
+        "yield-after-stall",
     ];
 
     fn index(self) -> usize {
@@ -154,6 +161,7 @@ impl Event {
             Event::ManualStandby { .. } => 13,
             Event::PreemptTimer => 14,
             Event::PeerRestarted => 15,
+            Event::YieldAfterStall => 16,
         }
     }
 
@@ -414,6 +422,11 @@ impl RoleFsm {
             (Failed, LocalInterfaceFailed | BulkDone | ResyncStarted | ManualStandby { .. }) => Stay,
             (Failed, ManualActive | PreemptTimer) => Refuse("a monitored interface is down"),
 
+            (Active, YieldAfterStall) => {
+                Go(StandbyCold, "this unit stalled past the hold time and the peer took over: yielding to it", None)
+            }
+            (Init | Negotiating | StandbyCold | StandbyHot | Failed, YieldAfterStall) => Stay,
+
             (Negotiating | StandbyCold | StandbyHot | Active | Failed, Start) => Refuse("already started"),
         };
         match step {
@@ -576,6 +589,22 @@ mod tests {
         assert_eq!((p.state(), s.state()), (Active, StandbyCold));
         assert_eq!(s.last_transition().unwrap().cause, "dual active detected: the secondary yields");
         assert!(s.last_transition().unwrap().leaves_active());
+    }
+
+    /// The appliance sends `YieldAfterStall` only to an active unit back
+    /// from a stall past the hold time that hears its peer active; a unit
+    /// in any other role has nothing to yield.
+    #[test]
+    fn rule5_a_stalled_active_yields_even_as_primary() {
+        let mut p = fsm(Unit::Primary, Active);
+        moved(p.handle(YieldAfterStall, T));
+        assert_eq!(p.state(), StandbyCold);
+        assert!(p.last_transition().unwrap().needs_bulk(), "its state is older than the peer's");
+        for st in [Negotiating, StandbyCold, StandbyHot, Failed] {
+            let mut f = fsm(Unit::Secondary, st);
+            assert_eq!(f.handle(YieldAfterStall, T), Outcome::Stayed);
+            assert_eq!(f.state(), st);
+        }
     }
 
     #[test]
