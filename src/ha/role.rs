@@ -425,7 +425,7 @@ impl RoleFsm {
             (Active, YieldAfterStall) => {
                 Go(StandbyCold, "this unit stalled past the hold time and the peer took over: yielding to it", None)
             }
-            (Init | Negotiating | StandbyCold | StandbyHot | Failed, YieldAfterStall) => Stay,
+            (Negotiating | StandbyCold | StandbyHot | Failed, YieldAfterStall) => Stay,
 
             (Negotiating | StandbyCold | StandbyHot | Active | Failed, Start) => Refuse("already started"),
         };
