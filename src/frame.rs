@@ -169,13 +169,20 @@ pub struct Pool {
 
 impl Pool {
     const KEEP: usize = 4096;
+    /// Past this many free buffers, one grown for a super-frame (64 KiB
+    /// with TAP offload) is freed rather than kept: a burst that had
+    /// thousands in flight must not leave hundreds of MB resident. A warm
+    /// pool in steady state holds far fewer, so this costs no allocation
+    /// per frame.
+    const KEEP_LARGE: usize = 512;
 
     pub fn get(&mut self) -> FrameBuf {
         self.free.pop().unwrap_or_default()
     }
 
     pub fn put(&mut self, b: FrameBuf) {
-        if self.free.len() < Self::KEEP {
+        let large = b.data.len() > INITIAL_CAP;
+        if self.free.len() < Self::KEEP && !(large && self.free.len() >= Self::KEEP_LARGE) {
             self.free.push(b);
         }
     }
@@ -196,6 +203,23 @@ mod tests {
         pool.put(b);
         let b2 = pool.get();
         assert!(b2.data.capacity() >= INITIAL_CAP);
+    }
+
+    /// After a burst the pool keeps at most `KEEP_LARGE` super-frame sized
+    /// buffers (32 MiB), however many came back.
+    #[test]
+    fn a_burst_of_large_buffers_is_not_all_kept() {
+        let mut pool = Pool::default();
+        for _ in 0..Pool::KEEP_LARGE + 100 {
+            let mut b = FrameBuf::new();
+            b.reset_len(MAX_FRAME);
+            pool.put(b);
+        }
+        assert_eq!(pool.free.len(), Pool::KEEP_LARGE);
+        for _ in 0..100 {
+            pool.put(FrameBuf::new());
+        }
+        assert_eq!(pool.free.len(), Pool::KEEP_LARGE + 100, "small buffers are still kept");
     }
 
     #[test]
