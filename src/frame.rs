@@ -93,7 +93,10 @@ impl FrameBuf {
     pub fn reset_len(&mut self, len: usize) {
         let need = HEADROOM + len;
         if self.data.len() < need {
-            self.data.resize(need, 0);
+            // The contents need not survive: a fresh zeroed allocation
+            // (calloc, fresh pages for a super-frame's 64 KiB) is cheaper
+            // than growing and filling the old one.
+            self.data = vec![0; need];
         }
         self.start = HEADROOM;
         self.end = need;
