@@ -176,11 +176,9 @@ fn measure(case: &'static str, frames: u64, mut f: impl FnMut()) -> Row {
     Row { case, frames, ns: ns[ROUNDS / 2] }
 }
 
-fn tcp_established() -> Row {
-    const PAIRS: u64 = 500_000;
-    const MSS: usize = 1400;
-    let mut rig = Rig::new();
-    let (cseq, sseq) = (1000u32, 5000u32);
+/// SYN, SYN/ACK and ACK of 192.168.10.10:40000 -> 198.51.100.80:80 through
+/// PAT; returns the PAT port.
+fn handshake(rig: &mut Rig, cseq: u32, sseq: u32) -> u16 {
     let syn = testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq, 0, "S", &[]);
     let port = pat_port(&rig.feed(INSIDE, syn.as_ref()).expect("SYN forwarded"));
     let synack =
@@ -189,6 +187,15 @@ fn tcp_established() -> Row {
     let ack =
         testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq + 1, sseq + 1, "A", &[]);
     rig.feed(INSIDE, ack.as_ref()).expect("ACK forwarded");
+    port
+}
+
+fn tcp_established() -> Row {
+    const PAIRS: u64 = 500_000;
+    const MSS: usize = 1400;
+    let mut rig = Rig::new();
+    let (cseq, sseq) = (1000u32, 5000u32);
+    let port = handshake(&mut rig, cseq, sseq);
     let payload = vec![0x5a; MSS];
     let mut data = testkit::tcp(
         HOST_MAC,
@@ -237,14 +244,7 @@ fn tcp_super_frames(case: &'static str, tx_offload: bool) -> Row {
     rig.app.set_tx_offload(INSIDE, tx_offload);
     rig.app.set_tx_offload(OUTSIDE, tx_offload);
     let (cseq, sseq) = (1000u32, 5000u32);
-    let syn = testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq, 0, "S", &[]);
-    let port = pat_port(&rig.feed(INSIDE, syn.as_ref()).expect("SYN forwarded"));
-    let synack =
-        testkit::tcp(ROUTER_MAC, FW_OUT_MAC, "198.51.100.80", 80, "203.0.113.1", port, sseq, cseq + 1, "SA", &[]);
-    rig.feed(OUTSIDE, synack.as_ref()).expect("SYN/ACK forwarded");
-    let ack =
-        testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, cseq + 1, sseq + 1, "A", &[]);
-    rig.feed(INSIDE, ack.as_ref()).expect("ACK forwarded");
+    let port = handshake(&mut rig, cseq, sseq);
     let mut data =
         testkit::tcp(HOST_MAC, FW_IN_MAC, "192.168.10.10", 40000, "198.51.100.80", 80, 0, sseq + 1, "AP", &[0x5a; LEN])
             .as_ref()

@@ -15,33 +15,17 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+#[path = "support/teardown.rs"]
+mod teardown;
 use std::time::{Duration, Instant};
+use teardown::Teardown;
 
 const BIN: &str = env!("CARGO_BIN_EXE_twinwall");
 
 fn is_root() -> bool {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// Everything the test created; dropped last, even on panic.
-struct Lab {
-    netns: String,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill(); // SIGKILL to our own child, by PID
-                let _ = child.wait();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn skip(why: &str) {
@@ -84,13 +68,12 @@ fn run_show_sigterm() {
     };
 
     let id = std::process::id();
-    let mut lab = Lab {
-        netns: format!("twsmoke-{id}"),
-        dir: std::env::temp_dir().join(format!("twinwall-smoke-{id}")),
-        child: None,
-    };
-    std::fs::create_dir_all(&lab.dir).unwrap();
-    let sock = lab.dir.join("run").join("twinwall.sock");
+    let netns = format!("twsmoke-{id}");
+    let dir = std::env::temp_dir().join(format!("twinwall-smoke-{id}"));
+    // Everything the test creates; dropped last, even on panic.
+    let mut lab = Teardown { netns: vec![netns.clone()], dirs: vec![dir.clone()], child: None };
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("run").join("twinwall.sock");
     let mut table: toml::Table = text.parse().expect("the smoke config is TOML");
     let appliance = table
         .entry("appliance")
@@ -98,17 +81,17 @@ fn run_show_sigterm() {
         .as_table_mut()
         .expect("[appliance] is a table");
     appliance.insert("control_socket".into(), toml::Value::String(sock.display().to_string()));
-    let cfg = lab.dir.join("appliance.toml");
+    let cfg = dir.join("appliance.toml");
     std::fs::write(&cfg, toml::to_string(&table).unwrap()).unwrap();
 
     let check = Command::new(BIN).arg("check").arg("-c").arg(&cfg).output().unwrap();
     assert!(check.status.success(), "twinwall check failed:\n{}", String::from_utf8_lossy(&check.stderr));
 
-    let st = Command::new("ip").args(["netns", "add", &lab.netns]).status().unwrap();
-    assert!(st.success(), "ip netns add {} failed", lab.netns);
+    let st = Command::new("ip").args(["netns", "add", &netns]).status().unwrap();
+    assert!(st.success(), "ip netns add {} failed", netns);
     // `ip netns exec` execs the binary, so the child's PID is twinwall's.
     let child = Command::new("ip")
-        .args(["netns", "exec", &lab.netns, BIN, "run", "-c"])
+        .args(["netns", "exec", &netns, BIN, "run", "-c"])
         .arg(&cfg)
         .stdin(Stdio::null())
         .spawn()
@@ -129,7 +112,7 @@ fn run_show_sigterm() {
     assert!(reply.starts_with("ok\n"), "show interface: {reply:?}");
     let reply = ask(&sock, "no such request");
     assert!(reply.starts_with("error\n"), "bad request: {reply:?}");
-    let links = Command::new("ip").args(["-n", &lab.netns, "-o", "link"]).output().unwrap();
+    let links = Command::new("ip").args(["-n", &netns, "-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(links.lines().count() > 1, "no TAP in the namespace:\n{links}");
 

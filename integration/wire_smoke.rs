@@ -9,30 +9,15 @@
 //! PID, and deletes its namespaces even when an assertion fails. It skips
 //! (and says why) when not root or when `ip` or python3 is missing.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+#[path = "support/teardown.rs"]
+mod teardown;
 use std::time::{Duration, Instant};
+use teardown::Teardown;
 
 const BIN: &str = env!("CARGO_BIN_EXE_twinwall");
 const BYTES: usize = 32 << 20;
-
-struct Lab {
-    netns: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill(); // SIGKILL to our own child, by PID
-                let _ = child.wait();
-            }
-        }
-        for n in &self.netns {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
 
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().unwrap();
@@ -62,7 +47,7 @@ fn wire_copies_frames_and_tso_super_frames() {
     }
     let id = std::process::id();
     let [fw, a, b] = ["fw", "a", "b"].map(|n| format!("twwire-{n}-{id}"));
-    let mut lab = Lab { netns: vec![], child: None };
+    let mut lab = Teardown::default();
     for n in [&fw, &a, &b] {
         ip(&["netns", "add", n]);
         lab.netns.push(n.clone());

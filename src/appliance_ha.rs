@@ -85,12 +85,20 @@ impl Appliance {
         self.ha = Some(ha);
     }
 
-    /// A gap between two calls longer than the hold time: this unit was
-    /// held up (the loop calls at least every hello interval). If it is
-    /// active, the peer may have taken over meanwhile.
+    /// A gap between two calls means this unit was held up (the loop calls
+    /// at least every hello interval). Its TAPs have not been read yet, so
+    /// their silence says nothing about the links: they get an interface
+    /// hold time from now, as at start-up, while the shell reads what queued
+    /// up. Past the hold time, if it is active, the peer may have taken over
+    /// meanwhile.
     fn ha_note_call(&mut self, ha: &mut Ha, now: Instant) {
         let gap = ha.last_call.map_or(Duration::ZERO, |t| now.saturating_since(t));
         ha.last_call = Some(now);
+        // Only a stall that could matter: half the interface hold time.
+        let long = (ha.cfg.poll + ha.cfg.poll).max(Duration::from_micros(ha.interface_hold().as_micros() / 2));
+        if gap > long {
+            ha.iface_check_from = Some(now + ha.interface_hold());
+        }
         if gap > ha.cfg.hold && ha.fsm.state() == State::Active {
             // Long enough for every hello the peer sent meanwhile to be read
             // and for one sent after it took over to arrive: hellos queued
@@ -274,7 +282,7 @@ impl Appliance {
                 detect_us: detect,
                 pending_records: pending,
                 conns: self.ct.len() as u64,
-                arp_entries: self.arp.entries().len() as u64,
+                arp_entries: self.arp.len() as u64,
                 announce_frames,
                 step_us: None,
                 on_wire_us: None,
@@ -285,7 +293,7 @@ impl Appliance {
                 "takeover {:?}: {} connections, {} ARP entries; {} us since the last hello",
                 t.takeover,
                 self.ct.len(),
-                self.arp.entries().len(),
+                self.arp.len(),
                 detect
             );
             if self.bridged() {
@@ -468,7 +476,8 @@ impl Appliance {
         }
     }
 
-    fn ha_hello_bytes(&self, ha: &mut Ha, now: Instant, extra_flags: u8) -> Option<Vec<u8>> {
+    /// A hello as of `now`, not yet sealed.
+    fn ha_hello_plain(&self, ha: &Ha, now: Instant, extra_flags: u8) -> Vec<u8> {
         let hold = ha.interface_hold();
         let mut monitored = 0u32;
         let mut up = 0u32;
@@ -519,17 +528,30 @@ impl Appliance {
         // Extension (older units ignore trailing bytes): our table sizes,
         // for the peer's `show failover`.
         buf.extend_from_slice(&self.ct.len().to_be_bytes());
-        buf.extend_from_slice(&(self.arp.entries().len() as u32).to_be_bytes());
+        buf.extend_from_slice(&(self.arp.len() as u32).to_be_bytes());
         buf.extend_from_slice(&(self.macs.len() as u32).to_be_bytes());
-        datagram::seal(&mut ha.hello_sealer, &mut buf).ok()?;
-        Some(buf)
+        buf
+    }
+
+    /// `plain` (from [`Self::ha_hello_plain`]) sealed under the next
+    /// counter; `None` (counted) if sealing failed.
+    fn ha_seal_hello(ha: &mut Ha, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = plain.to_vec();
+        match datagram::seal(&mut ha.hello_sealer, &mut buf) {
+            Ok(_) => Some(buf),
+            Err(_) => {
+                ha.count("ha-seal-failed");
+                None
+            }
+        }
     }
 
     /// Hellos on the failover link and on every monitored data interface;
     /// each copy sealed on its own (one counter each, or the replay window
     /// would refuse all but the first).
     fn ha_send_hellos(&mut self, ha: &mut Ha, now: Instant) {
-        if let Some(b) = self.ha_hello_bytes(ha, now, 0) {
+        let plain = self.ha_hello_plain(ha, now, 0);
+        if let Some(b) = Self::ha_seal_hello(ha, &plain) {
             self.out.push_back(Output::Sync { to: SyncDst::HelloGroup, bytes: b });
             // The same state, sealed for the next intervals: if the loop is
             // held up (the host is short of CPU), the shell's heartbeat
@@ -538,9 +560,10 @@ impl Appliance {
             // longer than `ahead` intervals still falls silent.
             // Due half an interval after the loop's own next hello, so that
             // a loop on time always sends first and supersedes them.
+            let ahead = self.ha_hello_plain(ha, now, hello_flags::AHEAD);
             let poll = ha.cfg.poll.as_micros();
             for k in 1..=ha.ahead() as u64 {
-                let Some(b) = self.ha_hello_bytes(ha, now, hello_flags::AHEAD) else { break };
+                let Some(b) = Self::ha_seal_hello(ha, &ahead) else { break };
                 let due = now + Duration::from_micros(poll * k + poll / 2);
                 self.out.push_back(Output::HelloAhead { due, bytes: b });
             }
@@ -549,7 +572,7 @@ impl Appliance {
             if !self.cfg.interfaces[i].monitor {
                 continue;
             }
-            let Some(b) = self.ha_hello_bytes(ha, now, 0) else { continue };
+            let Some(b) = Self::ha_seal_hello(ha, &plain) else { continue };
             let mut f = self.pool.get();
             f.reset_len(ether::HEADER_LEN + b.len());
             let m = f.as_mut();
@@ -608,17 +631,6 @@ impl Appliance {
                 ha.note(format!("t={}ms failover link down", now.as_micros() / 1000));
                 self.out.push_back(Output::Event(Event::FailoverWarning(msg)));
             }
-        }
-        // A loop that was held up has not read its TAPs yet: their silence
-        // says nothing about the links. Give them an interface hold time
-        // from now, as at start-up, while the shell reads what queued up
-        // (one TAP's backlog at a time).
-        // (Only a stall that could matter: half the interface hold time.)
-        let long = (ha.cfg.poll + ha.cfg.poll).max(Duration::from_micros(ha.interface_hold().as_micros() / 2));
-        let held_up = ha.last_tick.is_some_and(|t| now.saturating_since(t) > long);
-        ha.last_tick = Some(now);
-        if held_up {
-            ha.iface_check_from = Some(now + ha.interface_hold());
         }
         if ha.iface_check_from.is_some_and(|t| now < t) {
             ha.count("ha-interface-check-deferred");
@@ -800,17 +812,13 @@ impl Appliance {
             lag_records,
             lag_ms: ha.outbox.oldest().map_or(0, |t| now.saturating_since(t).as_millis()),
             bulk: format!("{:?}", if ha.active { BulkStatus::Idle } else { ha.bulk_rx }).to_lowercase(),
-            tables: [
-                ("conn", self.ct.len() as u64),
-                ("arp", self.arp.entries().len() as u64),
-                ("mac", self.macs.len() as u64),
-            ]
-            .into_iter()
-            .zip(ha.peer_tables)
-            // The MAC table is transparent mode's alone.
-            .filter(|((name, _), _)| *name != "mac" || self.bridged())
-            .map(|((name, local), peer)| show::FailoverTable { name: name.into(), local, peer })
-            .collect(),
+            tables: [("conn", self.ct.len() as u64), ("arp", self.arp.len() as u64), ("mac", self.macs.len() as u64)]
+                .into_iter()
+                .zip(ha.peer_tables)
+                // The MAC table is transparent mode's alone.
+                .filter(|((name, _), _)| *name != "mac" || self.bridged())
+                .map(|((name, local), peer)| show::FailoverTable { name: name.into(), local, peer })
+                .collect(),
             at_risk: if ha.active { lag_records } else { 0 },
             last_takeover: ha.last_takeover.clone(),
             counters: ha.counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

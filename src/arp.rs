@@ -214,6 +214,11 @@ impl ArpCache {
         self.entries.is_empty()
     }
 
+    /// Entries held (resolved or pending), without building the sorted list.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Entries sorted by address, for `show arp`.
     pub fn entries(&self) -> Vec<(u32, ArpEntry)> {
         let mut v: Vec<_> = self.entries.iter().map(|(k, e)| (*k, *e)).collect();

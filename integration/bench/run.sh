@@ -56,8 +56,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-[ "$(id -u)" = 0 ] || { echo "the benchmark needs root (network namespaces, TAP devices)" >&2; exit 2; }
-[ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
+lab_need_root "the benchmark"
 if [ -z "$bin" ]; then
     bin="$repo/target/x86_64-unknown-linux-gnu/release/twinwall"
     [ -x "$bin" ] || (cd "$repo" && cargo build --release --quiet) || exit 2

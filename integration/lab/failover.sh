@@ -118,8 +118,7 @@ die() {
     exit 2
 }
 
-[ "$(id -u)" = 0 ] || { echo "the failover lab needs root (network namespaces, TAP devices)" >&2; exit 2; }
-[ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
+lab_need_root "the failover lab"
 command -v bridge >/dev/null || die no-bridge-cmd "iproute2's bridge command is missing"
 [ -x $PY ] || die no-python "$PY is missing"
 

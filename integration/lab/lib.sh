@@ -8,6 +8,13 @@ LAB_PIDS=()
 LAB_NETNS=()
 LAB_FAILS=0
 
+# lab_need_root WHAT: exit 2 unless root with /dev/net/tun (WHAT names the
+# script in the message).
+lab_need_root() {
+    [ "$(id -u)" = 0 ] || { echo "$1 needs root (network namespaces, TAP devices)" >&2; exit 2; }
+    [ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
+}
+
 lab_log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 
 lab_netns() {

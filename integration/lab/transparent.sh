@@ -41,8 +41,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-[ "$(id -u)" = 0 ] || { echo "the transparent lab needs root (network namespaces, TAP devices)" >&2; exit 2; }
-[ -c /dev/net/tun ] || { echo "/dev/net/tun is missing" >&2; exit 2; }
+lab_need_root "the transparent lab"
 command -v bridge >/dev/null || { echo "iproute2's bridge command is missing" >&2; exit 2; }
 if [ -z "$bin" ]; then
     (cd "$repo" && cargo build --release --quiet) || exit 2

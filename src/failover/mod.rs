@@ -113,9 +113,6 @@ pub struct Ha {
     pub next_hello: Instant,
     /// Seal link hellos ahead of time for the shell's heartbeat thread.
     pub hellos_ahead: bool,
-    /// The last `handle_timeout`: a longer gap than two hello intervals
-    /// means our own loop was held up.
-    pub last_tick: Option<Instant>,
     /// The last call into the core for this unit's failover (timer or
     /// hello): a gap longer than the hold time means this unit stalled.
     pub last_call: Option<Instant>,
@@ -187,7 +184,6 @@ impl Ha {
             local_failed: false,
             next_hello: now,
             hellos_ahead: false,
-            last_tick: None,
             last_call: None,
             iface_check_from: None,
             peer_hello_counter: None,
