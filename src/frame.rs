@@ -136,6 +136,14 @@ impl FrameBuf {
         self.end == self.start
     }
 
+    /// The frame with the `n` bytes of headroom just in front of it, for
+    /// writing a device header there and the whole in one write(2). `None`
+    /// if the headroom is shorter than `n`. The frame itself is unchanged.
+    pub fn with_prefix_mut(&mut self, n: usize) -> Option<&mut [u8]> {
+        let from = self.start.checked_sub(n)?;
+        Some(&mut self.data[from..self.end])
+    }
+
     /// Grow the frame at the front by `n` bytes (taken from the headroom).
     pub fn push_front(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.start {

@@ -701,7 +701,7 @@ impl Shell {
         }
     }
 
-    fn send_frame(&mut self, port: IfIndex, buf: FrameBuf, now: Instant) {
+    fn send_frame(&mut self, port: IfIndex, mut buf: FrameBuf, now: Instant) {
         let Some(p) = self.ports.get_mut(port.idx()) else {
             log::error!("the appliance sent a frame to port {} of {}; dropped", port.idx(), self.ports.len());
             return self.app.recycle(buf);
@@ -716,7 +716,7 @@ impl Shell {
             }
             return;
         }
-        match send(&p.tap, &buf) {
+        match send(&p.tap, &mut buf) {
             Ok(()) => self.app.recycle(buf),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 p.txq.push_back(buf);
@@ -738,7 +738,7 @@ impl Shell {
     /// The TAP became writable: send what is queued, in order.
     fn flush_port(&mut self, i: usize, now: Instant) {
         let p = &mut self.ports[i];
-        while let Some(buf) = p.txq.front() {
+        while let Some(buf) = p.txq.front_mut() {
             match send(&p.tap, buf) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -758,7 +758,7 @@ impl Shell {
 }
 
 /// One write(2) of a whole frame, retried on `EINTR`.
-fn send(tap: &Tap, buf: &FrameBuf) -> io::Result<()> {
+fn send(tap: &Tap, buf: &mut FrameBuf) -> io::Result<()> {
     loop {
         match tap.send(buf) {
             Ok(_) => return Ok(()),
