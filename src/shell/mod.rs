@@ -35,6 +35,7 @@ mod key_file;
 mod signals;
 mod tap;
 mod timer;
+mod uring;
 mod vnet;
 pub mod wire_mode;
 
@@ -58,6 +59,7 @@ use twinwall::time::{self, Duration, Instant};
 use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
 use control_sock::{Conn, ControlError, Listener, ReadOutcome};
+use uring::{ReadDone, Uring};
 use failover_sock::{FailoverLink, LinkError};
 use heartbeat::Heartbeat;
 use key_file::KeyFileError;
@@ -100,6 +102,8 @@ const LISTENER: Token = Token(1);
 const FO_DELTA: Token = Token(2);
 const FO_HELLO: Token = Token(3);
 const TIMER: Token = Token(4);
+/// The io_uring read ring (when TAP I/O goes through io_uring).
+const URING: Token = Token(5);
 /// TAP `i` is `Token(TAP_BASE + i)`; an `IfIndex` is a `u8`.
 const TAP_BASE: usize = 16;
 /// Control connection slot `s` is `Token(CONN_BASE + s)`.
@@ -219,6 +223,10 @@ struct Shell {
     app: Appliance,
     cfg_path: PathBuf,
     ports: Vec<Port>,
+    /// TAP reads and writes batched through io_uring; `None`: read(2)/write(2).
+    uring: Option<Uring>,
+    /// Read completions may be waiting on the ring.
+    uring_pending: bool,
     /// The failover link's sockets, when the config has `[failover]`.
     fo: Option<FailoverLink>,
     /// Sends the hellos sealed ahead while this loop is late.
@@ -268,8 +276,6 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
         let tap = Tap::open(&ifc.tap, ifc.mtu).map_err(ShellError::Tap)?;
         let token = Token(TAP_BASE + i);
-        reg.register(&mut SourceFd(&tap.as_raw_fd()), token, Interest::READABLE)
-            .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
         let offload = if tap.offload { "checksum/TSO offload" } else { "no offload" };
         log::info!("interface {} on TAP {} (MTU {}, {offload})", ifc.name, tap.name(), ifc.mtu);
         ports.push(Port {
@@ -282,6 +288,18 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
             queue_drops: DropLog::new("dropped, transmit queue full"),
             tx_errors: DropLog::new("not sent"),
         });
+    }
+    let uring = open_uring(&ports);
+    match &uring {
+        Some(u) => reg
+            .register(&mut SourceFd(&u.rx_fd()), URING, Interest::READABLE)
+            .map_err(|e| ShellError::Io("cannot register the io_uring read ring", e))?,
+        None => {
+            for p in &ports {
+                reg.register(&mut SourceFd(&p.tap.as_raw_fd()), p.token, Interest::READABLE)
+                    .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
+            }
+        }
     }
     reg.register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)
         .map_err(|e| ShellError::Io("cannot register the signalfd", e))?;
@@ -310,12 +328,21 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         }
         None => None,
     };
+    let mut uring = uring;
+    if let Some(u) = &mut uring {
+        for slot in 0..ports.len() * uring::READS_IN_FLIGHT {
+            u.post_read(slot, app.alloc_frame()).map_err(|e| ShellError::Io("cannot post TAP reads", e))?;
+        }
+        u.submit_reads().map_err(|e| ShellError::Io("cannot post TAP reads", e))?;
+    }
     log::info!("twinwall running; control socket {}", listener.path().display());
     let mut shell = Shell {
         poll,
         app,
         cfg_path: cfg_path.to_owned(),
         ports,
+        uring,
+        uring_pending: true,
         fo,
         heartbeat,
         clock,
@@ -369,6 +396,7 @@ impl Shell {
                     // Drained above whether or not they are reported.
                     FO_DELTA | FO_HELLO => {}
                     TIMER => self.timer.fired(),
+                    URING => self.uring_pending = true,
                     Token(t) if (TAP_BASE..TAP_BASE + self.ports.len()).contains(&t) => {
                         let i = t - TAP_BASE;
                         if event.is_readable() || event.is_error() || event.is_read_closed() {
@@ -436,7 +464,11 @@ impl Shell {
     /// timerfd fail, the deadline is rounded up to whole milliseconds
     /// instead (waking late is harmless, early would spin).
     fn poll_delay(&mut self, now: Instant, clock: &Clock) -> Option<std::time::Duration> {
-        if self.ports.iter().any(|p| p.rx_pending && !p.failed) || self.fo.as_ref().is_some_and(|f| f.rx_pending) {
+        let taps_pending = match self.uring {
+            Some(_) => self.uring_pending,
+            None => self.ports.iter().any(|p| p.rx_pending && !p.failed),
+        };
+        if taps_pending || self.fo.as_ref().is_some_and(|f| f.rx_pending) {
             return Some(std::time::Duration::ZERO);
         }
         let conn_deadline = self.conns.iter().flatten().map(|c| Instant::from_micros(c.deadline_us)).min();
@@ -615,6 +647,9 @@ impl Shell {
     /// each; after each TAP's batch, send its output, read the clock and
     /// serve the failover link and the timers. Returns the last clock reading.
     fn read_taps(&mut self, mut now: Instant, clock: &Clock) -> Instant {
+        if self.uring.is_some() {
+            return self.read_uring(now, clock);
+        }
         for i in 0..self.ports.len() {
             let port = &self.ports[i];
             if !port.rx_pending || port.failed {
@@ -669,7 +704,81 @@ impl Shell {
         now
     }
 
+    /// The io_uring counterpart of [`read_taps`](Self::read_taps): consume
+    /// read completions (every TAP's, in order) in batches of at most
+    /// [`READS_PER_WAKEUP`], each slot getting a fresh read; after each
+    /// batch post the reads, send the output, read the clock and serve the
+    /// failover link and the timers. Returns the last clock reading.
+    fn read_uring(&mut self, mut now: Instant, clock: &Clock) -> Instant {
+        while self.uring_pending {
+            let mut n = 0;
+            loop {
+                if n == READS_PER_WAKEUP {
+                    break;
+                }
+                if n > 0 && n % FRAMES_PER_CLOCK_READ == 0 {
+                    now = clock.now();
+                    if self.app.poll_timeout().is_some_and(|t| t <= now) {
+                        break;
+                    }
+                }
+                let Some(done) = self.uring.as_mut().and_then(Uring::next_read) else {
+                    self.uring_pending = false;
+                    break;
+                };
+                n += 1;
+                let (slot, repost) = match done {
+                    ReadDone::Frame { port, slot, buf } => {
+                        self.app.handle_frame(IfIndex(port as u8), buf, now);
+                        (slot, true)
+                    }
+                    ReadDone::Runt { slot, buf, .. } => {
+                        self.app.recycle(buf);
+                        (slot, true)
+                    }
+                    ReadDone::Error { port, slot, buf, err } => {
+                        self.app.recycle(buf);
+                        let transient = matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::ENOBUFS));
+                        let p = &mut self.ports[port];
+                        if !transient && !p.failed {
+                            // EBADFD and the like: the device is gone. Its
+                            // slots stay empty rather than spin on the error.
+                            log::error!("TAP {}: read failed: {err}; no longer reading from it", p.tap.name());
+                            p.failed = true;
+                        }
+                        (slot, transient)
+                    }
+                };
+                if repost {
+                    let buf = self.app.alloc_frame();
+                    let u = self.uring.as_mut().expect("checked above");
+                    if let Err(e) = u.post_read(slot, buf) {
+                        log::error!("io_uring: cannot post a TAP read: {e}");
+                    }
+                }
+            }
+            if let Err(e) = self.uring.as_mut().expect("checked above").submit_reads() {
+                log::error!("io_uring: cannot submit TAP reads: {e}");
+            }
+            self.drain_output(now);
+            now = clock.now();
+            self.service_failover(now);
+        }
+        now
+    }
+
     fn drain_output(&mut self, now: Instant) {
+        self.drain_core_output(now);
+        let Shell { uring, app, ports, .. } = self;
+        if let Some(u) = uring.as_mut().filter(|u| u.writes_pending()) {
+            let r = u.flush_writes(&mut |buf, port, res| uring_write_done(app, ports, buf, port, res, now));
+            if let Err(e) = r {
+                log::error!("io_uring: cannot submit TAP writes: {e}");
+            }
+        }
+    }
+
+    fn drain_core_output(&mut self, now: Instant) {
         while let Some(out) = self.app.poll_output() {
             match out {
                 Output::Frame { port, buf } => self.send_frame(port, buf, now),
@@ -702,10 +811,19 @@ impl Shell {
     }
 
     fn send_frame(&mut self, port: IfIndex, mut buf: FrameBuf, now: Instant) {
-        let Some(p) = self.ports.get_mut(port.idx()) else {
+        if port.idx() >= self.ports.len() {
             log::error!("the appliance sent a frame to port {} of {}; dropped", port.idx(), self.ports.len());
             return self.app.recycle(buf);
-        };
+        }
+        let Shell { uring, app, ports, .. } = self;
+        if let Some(u) = uring {
+            let r = u.queue_write(port.idx(), buf, &mut |b, i, res| uring_write_done(app, ports, b, i, res, now));
+            if let Err(e) = r {
+                log::error!("io_uring: cannot submit TAP writes: {e}");
+            }
+            return;
+        }
+        let p = &mut self.ports[port.idx()];
         if !p.txq.is_empty() {
             // Keep order: nothing overtakes the queue.
             if p.txq.len() >= TX_QUEUE_MAX {
@@ -754,6 +872,36 @@ impl Shell {
                 Err(e) => log::error!("TAP {}: cannot drop write interest: {e}", p.tap.name()),
             }
         }
+    }
+}
+
+/// TAP I/O through io_uring, unless unwanted or unavailable (then
+/// read(2)/write(2), with a line in the log saying why).
+fn open_uring(ports: &[Port]) -> Option<Uring> {
+    if !Uring::wanted() {
+        log::info!("TAP I/O: read(2)/write(2) per frame (TWINWALL_IO_URING=0)");
+        return None;
+    }
+    let fds: Vec<_> = ports.iter().map(|p| p.tap.as_raw_fd()).collect();
+    match Uring::new(&fds, ports.iter().map(|p| p.tap.read_len).collect()) {
+        Ok(u) => {
+            log::info!("TAP I/O: io_uring, {} reads posted per TAP, writes batched", uring::READS_IN_FLIGHT);
+            Some(u)
+        }
+        Err(e) => {
+            log::warn!("TAP I/O: io_uring unavailable ({e}); read(2)/write(2) per frame");
+            None
+        }
+    }
+}
+
+/// A write through io_uring is done: the buffer goes back to the pool, a
+/// failure is counted on its port.
+fn uring_write_done(app: &mut Appliance, ports: &mut [Port], buf: FrameBuf, port: usize, res: io::Result<()>, now: Instant) {
+    app.recycle(buf);
+    if let Err(e) = res {
+        let p = &mut ports[port];
+        p.tx_errors.note(p.tap.name(), now, &e);
     }
 }
 

@@ -12,6 +12,7 @@ use twinwall::frame::FrameBuf;
 
 use super::signals::{Signal, Signals};
 use super::tap::{Tap, TapError};
+use super::uring::{ReadDone, Uring, READS_IN_FLIGHT};
 use super::READS_PER_WAKEUP;
 
 /// Why `twinwall wire` could not start or had to stop.
@@ -55,44 +56,24 @@ pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
         log::info!("wire: TAP {} (MTU {mtu}, {offload})", t.name());
     }
     let mut dirs = [Dir::default(), Dir::default()];
-    let mut buf = FrameBuf::new();
-    let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    // A TAP whose last drain stopped at the batch limit: poll without waiting.
-    let mut pending = [true, true];
-    let exit = 'outer: loop {
-        let timeout = if pending.iter().any(|p| *p) { 0 } else { -1 };
-        // SAFETY: `fds` is an array of initialised pollfd that outlives the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(WireError::Io("poll failed", e));
-        }
-        if fds[2].revents != 0 {
-            loop {
-                match signals.next() {
-                    Ok(Some(Signal::Terminate(name))) => break 'outer name,
-                    Ok(Some(Signal::Reload)) => log::info!("wire: SIGHUP ignored (nothing to reload)"),
-                    Ok(None) => break,
-                    Err(e) => return Err(WireError::Io("reading signals", e)),
-                }
+    let uring = if Uring::wanted() {
+        let fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd()];
+        match Uring::new(&fds, vec![taps[0].read_len, taps[1].read_len]) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                log::warn!("wire: io_uring unavailable ({e}); read(2)/write(2) per frame");
+                None
             }
         }
-        for i in 0..2 {
-            if fds[i].revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
-                pending[i] = true;
-            }
-            if pending[i] {
-                pending[i] = copy_batch(&taps[i], &taps[1 - i], &mut buf, &mut dirs[i])
-                    .map_err(|e| WireError::Io("reading a TAP failed", e))?;
-            }
+    } else {
+        None
+    };
+    let exit = match uring {
+        Some(u) => {
+            log::info!("wire: TAP I/O through io_uring, {READS_IN_FLIGHT} reads posted per TAP");
+            copy_uring(u, &signals, &mut dirs)?
         }
+        None => copy_plain(&taps, &signals, &mut dirs)?,
     };
     for (i, d) in dirs.iter().enumerate() {
         log::info!(
@@ -106,6 +87,122 @@ pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
     }
     log::info!("{exit}: exiting");
     Ok(())
+}
+
+/// SIGTERM/SIGINT: the signal's name to exit with.
+fn check_signals(signals: &Signals) -> Result<Option<&'static str>, WireError> {
+    loop {
+        match signals.next() {
+            Ok(Some(Signal::Terminate(name))) => return Ok(Some(name)),
+            Ok(Some(Signal::Reload)) => log::info!("wire: SIGHUP ignored (nothing to reload)"),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(WireError::Io("reading signals", e)),
+        }
+    }
+}
+
+/// Wait for the read ring or a signal (without waiting if `busy`).
+fn wait(fds: &mut [libc::pollfd], busy: bool) -> Result<(), WireError> {
+    let timeout = if busy { 0 } else { -1 };
+    // SAFETY: `fds` is a slice of initialised pollfd that outlives the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(WireError::Io("poll failed", e));
+        }
+    }
+    Ok(())
+}
+
+/// The io_uring copy: every read completion becomes a write of the same
+/// buffer to the other TAP, and the slot gets a fresh read; buffers come
+/// back from completed writes.
+fn copy_uring(mut u: Uring, signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
+    let io = |e| WireError::Io("io_uring", e);
+    let mut free: Vec<FrameBuf> = Vec::new();
+    for slot in 0..2 * READS_IN_FLIGHT {
+        u.post_read(slot, FrameBuf::new()).map_err(io)?;
+    }
+    u.submit_reads().map_err(io)?;
+    let mut fds = [u.rx_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+    let mut busy = true;
+    loop {
+        wait(&mut fds, busy)?;
+        if fds[1].revents != 0 {
+            if let Some(name) = check_signals(signals)? {
+                return Ok(name);
+            }
+        }
+        busy = false;
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(done) = u.next_read() else { break };
+            busy = true;
+            let slot = match done {
+                ReadDone::Frame { port, slot, buf } => {
+                    dirs[port].frames += 1;
+                    dirs[port].bytes += buf.len() as u64;
+                    u.queue_write(1 - port, buf, &mut |b, to, r| {
+                        if r.is_err() {
+                            dirs[1 - to].write_errors += 1;
+                        }
+                        free.push(b);
+                    })
+                    .map_err(io)?;
+                    slot
+                }
+                ReadDone::Runt { slot, buf } => {
+                    free.push(buf);
+                    slot
+                }
+                ReadDone::Error { slot, buf, err, .. }
+                    if matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::ENOBUFS)) =>
+                {
+                    free.push(buf);
+                    slot
+                }
+                ReadDone::Error { err, .. } => return Err(WireError::Io("reading a TAP failed", err)),
+            };
+            u.post_read(slot, free.pop().unwrap_or_default()).map_err(io)?;
+        }
+        u.submit_reads().map_err(io)?;
+        u.flush_writes(&mut |b, to, r| {
+            if r.is_err() {
+                dirs[1 - to].write_errors += 1;
+            }
+            free.push(b);
+        })
+        .map_err(io)?;
+    }
+}
+
+/// The read(2)/write(2) copy.
+fn copy_plain(taps: &[Tap; 2], signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
+    let mut buf = FrameBuf::new();
+    let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // A TAP whose last drain stopped at the batch limit: poll without waiting.
+    let mut pending = [true, true];
+    loop {
+        wait(&mut fds, pending.iter().any(|p| *p))?;
+        if fds[2].revents != 0 {
+            if let Some(name) = check_signals(signals)? {
+                return Ok(name);
+            }
+        }
+        for i in 0..2 {
+            if fds[i].revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+                pending[i] = true;
+            }
+            if pending[i] {
+                pending[i] = copy_batch(&taps[i], &taps[1 - i], &mut buf, &mut dirs[i])
+                    .map_err(|e| WireError::Io("reading a TAP failed", e))?;
+            }
+        }
+    }
 }
 
 /// Read up to [`READS_PER_WAKEUP`] frames from `from` and write each to
