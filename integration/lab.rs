@@ -2,6 +2,9 @@
 //! binary on TAP devices between real Linux peers. It needs root and
 //! /dev/net/tun; elsewhere it says so loudly and passes only if
 //! TWINWALL_SKIP_LAB=1 is set, so that CI (root) can never skip it by accident.
+//! It runs the lab twice: TAP I/O through io_uring (the default), then
+//! through read(2)/write(2) (`TWINWALL_IO_URING=0`), so both paths of the
+//! shell carry the lab's traffic.
 
 use std::process::Command;
 
@@ -17,13 +20,17 @@ fn lab() {
         panic!("{msg}; set TWINWALL_SKIP_LAB=1 to skip it knowingly");
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/lab/run.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg("--bin")
-        .arg(env!("CARGO_BIN_EXE_twinwall"))
-        .status()
-        .expect("run integration/lab/run.sh");
-    assert!(status.success(), "lab checks failed: {status}");
+    for uring in ["1", "0"] {
+        eprintln!("\n--- lab with TWINWALL_IO_URING={uring} ---");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg("--bin")
+            .arg(env!("CARGO_BIN_EXE_twinwall"))
+            .env("TWINWALL_IO_URING", uring)
+            .status()
+            .expect("run integration/lab/run.sh");
+        assert!(status.success(), "lab checks failed with TWINWALL_IO_URING={uring}: {status}");
+    }
 }
 
 fn unsafe_free_euid_is_root() -> bool {
