@@ -59,7 +59,7 @@ use twinwall::time::{self, Duration, Instant};
 use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
 use control_sock::{Conn, ControlError, Listener, ReadOutcome};
-use uring::{ReadDone, Uring};
+use uring::{next_batch, ReadDone, Uring};
 use failover_sock::{FailoverLink, LinkError};
 use heartbeat::Heartbeat;
 use key_file::KeyFileError;
@@ -102,8 +102,6 @@ const LISTENER: Token = Token(1);
 const FO_DELTA: Token = Token(2);
 const FO_HELLO: Token = Token(3);
 const TIMER: Token = Token(4);
-/// The io_uring read ring (when TAP I/O goes through io_uring).
-const URING: Token = Token(5);
 /// TAP `i` is `Token(TAP_BASE + i)`; an `IfIndex` is a `u8`.
 const TAP_BASE: usize = 16;
 /// Control connection slot `s` is `Token(CONN_BASE + s)`.
@@ -211,6 +209,8 @@ struct Port {
     rx_pending: bool,
     /// Set after a read error; the TAP is deregistered and left alone.
     failed: bool,
+    /// Reads in the next io_uring batch (twice what the last one found).
+    burst: usize,
     txq: VecDeque<FrameBuf>,
     /// `WRITABLE` interest is registered (only while `txq` is non-empty).
     want_write: bool,
@@ -225,8 +225,6 @@ struct Shell {
     ports: Vec<Port>,
     /// TAP reads and writes batched through io_uring; `None`: read(2)/write(2).
     uring: Option<Uring>,
-    /// Read completions may be waiting on the ring.
-    uring_pending: bool,
     /// The failover link's sockets, when the config has `[failover]`.
     fo: Option<FailoverLink>,
     /// Sends the hellos sealed ahead while this loop is late.
@@ -276,6 +274,8 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
         let tap = Tap::open(&ifc.tap, ifc.mtu).map_err(ShellError::Tap)?;
         let token = Token(TAP_BASE + i);
+        reg.register(&mut SourceFd(&tap.as_raw_fd()), token, Interest::READABLE)
+            .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
         let offload = if tap.offload { "checksum/TSO offload" } else { "no offload" };
         log::info!("interface {} on TAP {} (MTU {}, {offload})", ifc.name, tap.name(), ifc.mtu);
         ports.push(Port {
@@ -283,6 +283,7 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
             token,
             rx_pending: true,
             failed: false,
+            burst: 1,
             txq: VecDeque::new(),
             want_write: false,
             queue_drops: DropLog::new("dropped, transmit queue full"),
@@ -290,17 +291,6 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         });
     }
     let uring = open_uring(&ports);
-    match &uring {
-        Some(u) => reg
-            .register(&mut SourceFd(&u.rx_fd()), URING, Interest::READABLE)
-            .map_err(|e| ShellError::Io("cannot register the io_uring read ring", e))?,
-        None => {
-            for p in &ports {
-                reg.register(&mut SourceFd(&p.tap.as_raw_fd()), p.token, Interest::READABLE)
-                    .map_err(|e| ShellError::Io("cannot register a TAP", e))?;
-            }
-        }
-    }
     reg.register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)
         .map_err(|e| ShellError::Io("cannot register the signalfd", e))?;
     let mut listener = listener;
@@ -328,13 +318,6 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         }
         None => None,
     };
-    let mut uring = uring;
-    if let Some(u) = &mut uring {
-        for slot in 0..ports.len() * uring::READS_IN_FLIGHT {
-            u.post_read(slot, app.alloc_frame()).map_err(|e| ShellError::Io("cannot post TAP reads", e))?;
-        }
-        u.submit_reads().map_err(|e| ShellError::Io("cannot post TAP reads", e))?;
-    }
     log::info!("twinwall running; control socket {}", listener.path().display());
     let mut shell = Shell {
         poll,
@@ -342,7 +325,6 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
         cfg_path: cfg_path.to_owned(),
         ports,
         uring,
-        uring_pending: true,
         fo,
         heartbeat,
         clock,
@@ -396,7 +378,6 @@ impl Shell {
                     // Drained above whether or not they are reported.
                     FO_DELTA | FO_HELLO => {}
                     TIMER => self.timer.fired(),
-                    URING => self.uring_pending = true,
                     Token(t) if (TAP_BASE..TAP_BASE + self.ports.len()).contains(&t) => {
                         let i = t - TAP_BASE;
                         if event.is_readable() || event.is_error() || event.is_read_closed() {
@@ -464,11 +445,7 @@ impl Shell {
     /// timerfd fail, the deadline is rounded up to whole milliseconds
     /// instead (waking late is harmless, early would spin).
     fn poll_delay(&mut self, now: Instant, clock: &Clock) -> Option<std::time::Duration> {
-        let taps_pending = match self.uring {
-            Some(_) => self.uring_pending,
-            None => self.ports.iter().any(|p| p.rx_pending && !p.failed),
-        };
-        if taps_pending || self.fo.as_ref().is_some_and(|f| f.rx_pending) {
+        if self.ports.iter().any(|p| p.rx_pending && !p.failed) || self.fo.as_ref().is_some_and(|f| f.rx_pending) {
             return Some(std::time::Duration::ZERO);
         }
         let conn_deadline = self.conns.iter().flatten().map(|c| Instant::from_micros(c.deadline_us)).min();
@@ -647,9 +624,6 @@ impl Shell {
     /// each; after each TAP's batch, send its output, read the clock and
     /// serve the failover link and the timers. Returns the last clock reading.
     fn read_taps(&mut self, mut now: Instant, clock: &Clock) -> Instant {
-        if self.uring.is_some() {
-            return self.read_uring(now, clock);
-        }
         for i in 0..self.ports.len() {
             let port = &self.ports[i];
             if !port.rx_pending || port.failed {
@@ -667,6 +641,9 @@ impl Shell {
     /// core deadline passes meanwhile (checked every
     /// [`FRAMES_PER_CLOCK_READ`] frames). Returns the last clock reading.
     fn read_tap(&mut self, i: usize, mut now: Instant, clock: &Clock) -> Instant {
+        if self.uring.is_some() {
+            return self.read_tap_uring(i, now, clock);
+        }
         let port = &mut self.ports[i];
         for n in 0..READS_PER_WAKEUP {
             if n > 0 && n % FRAMES_PER_CLOCK_READ == 0 {
@@ -704,65 +681,66 @@ impl Shell {
         now
     }
 
-    /// The io_uring counterpart of [`read_taps`](Self::read_taps): consume
-    /// read completions (every TAP's, in order) in batches of at most
-    /// [`READS_PER_WAKEUP`], each slot getting a fresh read; after each
-    /// batch post the reads, send the output, read the clock and serve the
-    /// failover link and the timers. Returns the last clock reading.
-    fn read_uring(&mut self, mut now: Instant, clock: &Clock) -> Instant {
-        while self.uring_pending {
-            let mut n = 0;
-            loop {
-                if n == READS_PER_WAKEUP {
+    /// [`read_tap`](Self::read_tap) through io_uring: batches of reads
+    /// (sized by what the last batch found, at most
+    /// [`FRAMES_PER_CLOCK_READ`]) in one submission each, the clock read
+    /// between batches; at most [`READS_PER_WAKEUP`] frames. Should the ring
+    /// fail, it is dropped and the TAPs are read with read(2) from then on.
+    fn read_tap_uring(&mut self, i: usize, mut now: Instant, clock: &Clock) -> Instant {
+        let mut read = 0;
+        while read < READS_PER_WAKEUP {
+            if read > 0 {
+                now = clock.now();
+                if self.app.poll_timeout().is_some_and(|t| t <= now) {
+                    // `rx_pending` stays set: the loop comes back at once.
                     break;
                 }
-                if n > 0 && n % FRAMES_PER_CLOCK_READ == 0 {
-                    now = clock.now();
-                    if self.app.poll_timeout().is_some_and(|t| t <= now) {
-                        break;
-                    }
+            }
+            let Shell { uring, app, ports, .. } = self;
+            let u = uring.as_mut().expect("called with a ring");
+            let want = ports[i].burst.min(FRAMES_PER_CLOCK_READ).min(READS_PER_WAKEUP - read);
+            let n = match u.read_batch(i, want, || app.alloc_frame()) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("io_uring: a TAP read batch failed: {e}; reading and writing with read(2)/write(2) from now on");
+                    self.uring = None;
+                    return self.read_tap(i, now, clock);
                 }
-                let Some(done) = self.uring.as_mut().and_then(Uring::next_read) else {
-                    self.uring_pending = false;
-                    break;
-                };
-                n += 1;
-                let (slot, repost) = match done {
-                    ReadDone::Frame { port, slot, buf } => {
-                        self.app.handle_frame(IfIndex(port as u8), buf, now);
-                        (slot, true)
+            };
+            read += n;
+            let (mut found, mut empty) = (0, false);
+            for k in 0..n {
+                match u.take_read(k) {
+                    ReadDone::Frame(buf) => {
+                        found += 1;
+                        app.handle_frame(IfIndex(i as u8), buf, now);
                     }
-                    ReadDone::Runt { slot, buf, .. } => {
-                        self.app.recycle(buf);
-                        (slot, true)
+                    ReadDone::Empty(buf) => {
+                        empty = true;
+                        app.recycle(buf);
                     }
-                    ReadDone::Error { port, slot, buf, err } => {
-                        self.app.recycle(buf);
-                        let transient = matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::ENOBUFS));
-                        let p = &mut self.ports[port];
-                        if !transient && !p.failed {
-                            // EBADFD and the like: the device is gone. Its
-                            // slots stay empty rather than spin on the error.
-                            log::error!("TAP {}: read failed: {err}; no longer reading from it", p.tap.name());
-                            p.failed = true;
+                    ReadDone::Runt(buf) => app.recycle(buf),
+                    ReadDone::Error(buf, e) => {
+                        app.recycle(buf);
+                        let p = &mut ports[i];
+                        if e.raw_os_error() == Some(libc::EINTR) || p.failed {
+                            continue;
                         }
-                        (slot, transient)
-                    }
-                };
-                if repost {
-                    let buf = self.app.alloc_frame();
-                    let u = self.uring.as_mut().expect("checked above");
-                    if let Err(e) = u.post_read(slot, buf) {
-                        log::error!("io_uring: cannot post a TAP read: {e}");
+                        // EBADFD and the like: the device is gone. Stop
+                        // polling it rather than spin on its error.
+                        log::error!("TAP {}: read failed: {e}; no longer reading from it", p.tap.name());
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&p.tap.as_raw_fd()));
+                        p.failed = true;
+                        p.rx_pending = false;
                     }
                 }
             }
-            if let Err(e) = self.uring.as_mut().expect("checked above").submit_reads() {
-                log::error!("io_uring: cannot submit TAP reads: {e}");
+            let p = &mut ports[i];
+            p.burst = next_batch(found);
+            if empty || p.failed {
+                p.rx_pending = !empty && p.rx_pending && !p.failed;
+                break;
             }
-            self.drain_output(now);
-            now = clock.now();
-            self.service_failover(now);
         }
         now
     }
@@ -885,7 +863,7 @@ fn open_uring(ports: &[Port]) -> Option<Uring> {
     let fds: Vec<_> = ports.iter().map(|p| p.tap.as_raw_fd()).collect();
     match Uring::new(&fds, ports.iter().map(|p| p.tap.read_len).collect()) {
         Ok(u) => {
-            log::info!("TAP I/O: io_uring, {} reads posted per TAP, writes batched", uring::READS_IN_FLIGHT);
+            log::info!("TAP I/O: io_uring, up to {} reads per submission, writes batched", uring::MAX_READ_BATCH);
             Some(u)
         }
         Err(e) => {

@@ -12,7 +12,7 @@ use twinwall::frame::FrameBuf;
 
 use super::signals::{Signal, Signals};
 use super::tap::{Tap, TapError};
-use super::uring::{ReadDone, Uring, READS_IN_FLIGHT};
+use super::uring::{next_batch, ReadDone, Uring, MAX_READ_BATCH};
 use super::READS_PER_WAKEUP;
 
 /// Why `twinwall wire` could not start or had to stop.
@@ -70,8 +70,8 @@ pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
     };
     let exit = match uring {
         Some(u) => {
-            log::info!("wire: TAP I/O through io_uring, {READS_IN_FLIGHT} reads posted per TAP");
-            copy_uring(u, &signals, &mut dirs)?
+            log::info!("wire: TAP I/O through io_uring, up to {MAX_READ_BATCH} reads per submission");
+            copy_uring(&taps, u, &signals, &mut dirs)?
         }
         None => copy_plain(&taps, &signals, &mut dirs)?,
     };
@@ -115,64 +115,69 @@ fn wait(fds: &mut [libc::pollfd], busy: bool) -> Result<(), WireError> {
     Ok(())
 }
 
-/// The io_uring copy: every read completion becomes a write of the same
-/// buffer to the other TAP, and the slot gets a fresh read; buffers come
-/// back from completed writes.
-fn copy_uring(mut u: Uring, signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
+/// The io_uring copy: each readable TAP is read in batches (one
+/// submission each, sized by what the last found), every frame queued as a
+/// write of the same buffer to the other TAP, and the writes submitted
+/// together after each batch. Buffers come back from completed writes.
+fn copy_uring(taps: &[Tap; 2], mut u: Uring, signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
     let io = |e| WireError::Io("io_uring", e);
     let mut free: Vec<FrameBuf> = Vec::new();
-    for slot in 0..2 * READS_IN_FLIGHT {
-        u.post_read(slot, FrameBuf::new()).map_err(io)?;
-    }
-    u.submit_reads().map_err(io)?;
-    let mut fds = [u.rx_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
-    let mut busy = true;
+    let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let mut pending = [true, true];
+    let mut burst = [1, 1];
     loop {
-        wait(&mut fds, busy)?;
-        if fds[1].revents != 0 {
+        wait(&mut fds, pending.iter().any(|p| *p))?;
+        if fds[2].revents != 0 {
             if let Some(name) = check_signals(signals)? {
                 return Ok(name);
             }
         }
-        busy = false;
-        for _ in 0..READS_PER_WAKEUP {
-            let Some(done) = u.next_read() else { break };
-            busy = true;
-            let slot = match done {
-                ReadDone::Frame { port, slot, buf } => {
-                    dirs[port].frames += 1;
-                    dirs[port].bytes += buf.len() as u64;
-                    u.queue_write(1 - port, buf, &mut |b, to, r| {
-                        if r.is_err() {
-                            dirs[1 - to].write_errors += 1;
-                        }
-                        free.push(b);
-                    })
-                    .map_err(io)?;
-                    slot
-                }
-                ReadDone::Runt { slot, buf } => {
-                    free.push(buf);
-                    slot
-                }
-                ReadDone::Error { slot, buf, err, .. }
-                    if matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::ENOBUFS)) =>
-                {
-                    free.push(buf);
-                    slot
-                }
-                ReadDone::Error { err, .. } => return Err(WireError::Io("reading a TAP failed", err)),
-            };
-            u.post_read(slot, free.pop().unwrap_or_default()).map_err(io)?;
-        }
-        u.submit_reads().map_err(io)?;
-        u.flush_writes(&mut |b, to, r| {
-            if r.is_err() {
-                dirs[1 - to].write_errors += 1;
+        for i in 0..2 {
+            if fds[i].revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+                pending[i] = true;
             }
-            free.push(b);
-        })
-        .map_err(io)?;
+            let mut read = 0;
+            while pending[i] && read < READS_PER_WAKEUP {
+                let n = u.read_batch(i, burst[i], || free.pop().unwrap_or_default()).map_err(io)?;
+                read += n;
+                let mut found = 0;
+                for k in 0..n {
+                    match u.take_read(k) {
+                        ReadDone::Frame(buf) => {
+                            found += 1;
+                            dirs[i].frames += 1;
+                            dirs[i].bytes += buf.len() as u64;
+                            u.queue_write(1 - i, buf, &mut |b, to, r| {
+                                if r.is_err() {
+                                    dirs[1 - to].write_errors += 1;
+                                }
+                                free.push(b);
+                            })
+                            .map_err(io)?;
+                        }
+                        ReadDone::Empty(buf) => {
+                            pending[i] = false;
+                            free.push(buf);
+                        }
+                        ReadDone::Runt(buf) => free.push(buf),
+                        ReadDone::Error(_, e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                        ReadDone::Error(_, e) => return Err(WireError::Io("reading a TAP failed", e)),
+                    }
+                }
+                burst[i] = next_batch(found);
+                u.flush_writes(&mut |b, to, r| {
+                    if r.is_err() {
+                        dirs[1 - to].write_errors += 1;
+                    }
+                    free.push(b);
+                })
+                .map_err(io)?;
+            }
+        }
     }
 }
 
