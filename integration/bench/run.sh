@@ -436,17 +436,25 @@ drop_kernel_router() {
     # The veth ends in tb-cli and tb-srv go with it, not at once.
     lab_wait 10 bash -c "! ip -n tb-cli link show tb-inside 2>/dev/null && ! ip -n tb-srv link show tb-outside 2>/dev/null" || true
 }
-for variant in rps local; do
-    [ $variant = rps ] && [ -z "$RPS_MASK" ] && continue
-    drop_kernel_router
-    kernel_router "$([ $variant = rps ] && echo 1 || echo 0)"
-    measure_reps "kernel-$variant" ""
-    printf -v "D_${variant}_TCP_SP" %s "$(spread "$R_TCP_GBPS_ALL")"
-    printf -v "D_${variant}_UDP_SP" %s "$(spread "$R_UDP_PPS_ALL")"
-    for v in TCP_GBPS UDP_PPS UDP_OFFERED UDP_REFUSED; do eval "D_${variant}_$v=\$R_$v"; done
-    kernel_flood "kernel-$variant"
-    eval "D_${variant}_NEW=\$R_NEW D_${variant}_NEW_OFF=\$R_NEW_OFF D_${variant}_NEW_REF=\$R_NEW_REF"
-done
+# measure_kernel PREFIX SUFFIX FLOOD: the kernel router with and without
+# RPS; sets PREFIX_{rps,local}_* (and the new-flows figures if FLOOD=1).
+measure_kernel() {
+    local p=$1 sfx=$2 flood=$3 variant v
+    for variant in rps local; do
+        [ $variant = rps ] && [ -z "$RPS_MASK" ] && continue
+        drop_kernel_router
+        kernel_router "$([ $variant = rps ] && echo 1 || echo 0)"
+        measure_reps "kernel-$variant$sfx" ""
+        printf -v "${p}_${variant}_TCP_SP" %s "$(spread "$R_TCP_GBPS_ALL")"
+        printf -v "${p}_${variant}_UDP_SP" %s "$(spread "$R_UDP_PPS_ALL")"
+        for v in TCP_GBPS UDP_PPS UDP_OFFERED UDP_REFUSED; do eval "${p}_${variant}_$v=\$R_$v"; done
+        if [ "$flood" = 1 ]; then
+            kernel_flood "kernel-$variant"
+            eval "${p}_${variant}_NEW=\$R_NEW ${p}_${variant}_NEW_OFF=\$R_NEW_OFF ${p}_${variant}_NEW_REF=\$R_NEW_REF"
+        fi
+    done
+}
+measure_kernel D "" 1
 restore_ct
 drop_kernel_router
 
@@ -469,14 +477,7 @@ if [ -n "$PEER_RPS_MASK" ] && [ "$steer_b" = 1 ]; then
     BB_TCP=$R_TCP_GBPS BB_TCP_SP=$(spread "$R_TCP_GBPS_ALL") BB_UDP=$R_UDP_PPS BB_UDP_SP=$(spread "$R_UDP_PPS_ALL")
     BB_UDP_OFF=$R_UDP_OFFERED BB_UDP_REF=$R_UDP_REFUSED BB_TCP_NS=$R_TCP_NS BB_UDP_NS=$R_UDP_NS BB_UDP_FR=$R_UDP_FRAMES
     kill_fw "$fw_pid"
-    for variant in rps local; do
-        drop_kernel_router
-        kernel_router "$([ $variant = rps ] && echo 1 || echo 0)"
-        measure_reps "kernel-$variant-B" ""
-        printf -v "DB_${variant}_TCP_SP" %s "$(spread "$R_TCP_GBPS_ALL")"
-        printf -v "DB_${variant}_UDP_SP" %s "$(spread "$R_UDP_PPS_ALL")"
-        for v in TCP_GBPS UDP_PPS UDP_OFFERED UDP_REFUSED; do eval "DB_${variant}_$v=\$R_$v"; done
-    done
+    measure_kernel DB -B 0
     STEER=0
 fi
 lab_cleanup; LAB_PIDS=(); LAB_NETNS=(); : >"$LAB_DIR/lab.pids"

@@ -69,11 +69,18 @@ pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
         None
     };
     let exit = match uring {
-        Some(u) => {
+        Some(mut u) => {
             log::info!("wire: TAP I/O through io_uring, up to {MAX_READ_BATCH} reads per submission");
-            copy_uring(&taps, u, &signals, &mut dirs)?
+            let (mut free, mut burst) = (Vec::new(), [1, 1]);
+            copy_loop(&taps, &signals, |i| copy_uring(i, &mut u, &mut free, &mut burst[i], &mut dirs))?
         }
-        None => copy_plain(&taps, &signals, &mut dirs)?,
+        None => {
+            let mut buf = FrameBuf::new();
+            copy_loop(&taps, &signals, |i| {
+                copy_batch(&taps[i], &taps[1 - i], &mut buf, &mut dirs[i])
+                    .map_err(|e| WireError::Io("reading a TAP failed", e))
+            })?
+        }
     };
     for (i, d) in dirs.iter().enumerate() {
         log::info!(
@@ -101,89 +108,14 @@ fn check_signals(signals: &Signals) -> Result<Option<&'static str>, WireError> {
     }
 }
 
-/// Wait for the read ring or a signal (without waiting if `busy`).
-fn wait(fds: &mut [libc::pollfd], busy: bool) -> Result<(), WireError> {
-    let timeout = if busy { 0 } else { -1 };
-    // SAFETY: `fds` is a slice of initialised pollfd that outlives the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(WireError::Io("poll failed", e));
-        }
-    }
-    Ok(())
-}
-
-/// The io_uring copy: each readable TAP is read in batches (one
-/// submission each, sized by what the last found), every frame queued as a
-/// write of the same buffer to the other TAP, and the writes submitted
-/// together after each batch. Buffers come back from completed writes.
-fn copy_uring(taps: &[Tap; 2], mut u: Uring, signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
-    let io = |e| WireError::Io("io_uring", e);
-    let mut free: Vec<FrameBuf> = Vec::new();
-    let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let mut pending = [true, true];
-    let mut burst = [1, 1];
-    loop {
-        wait(&mut fds, pending.iter().any(|p| *p))?;
-        if fds[2].revents != 0 {
-            if let Some(name) = check_signals(signals)? {
-                return Ok(name);
-            }
-        }
-        for i in 0..2 {
-            if fds[i].revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
-                pending[i] = true;
-            }
-            let mut read = 0;
-            while pending[i] && read < READS_PER_WAKEUP {
-                let n = u.read_batch(i, burst[i], || free.pop().unwrap_or_default()).map_err(io)?;
-                read += n;
-                let mut found = 0;
-                for k in 0..n {
-                    match u.take_read(k) {
-                        ReadDone::Frame(buf) => {
-                            found += 1;
-                            dirs[i].frames += 1;
-                            dirs[i].bytes += buf.len() as u64;
-                            u.queue_write(1 - i, buf, &mut |b, to, r| {
-                                if r.is_err() {
-                                    dirs[1 - to].write_errors += 1;
-                                }
-                                free.push(b);
-                            })
-                            .map_err(io)?;
-                        }
-                        ReadDone::Empty(buf) => {
-                            pending[i] = false;
-                            free.push(buf);
-                        }
-                        ReadDone::Runt(buf) => free.push(buf),
-                        ReadDone::Error(_, e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                        ReadDone::Error(_, e) => return Err(WireError::Io("reading a TAP failed", e)),
-                    }
-                }
-                burst[i] = next_batch(found);
-                u.flush_writes(&mut |b, to, r| {
-                    if r.is_err() {
-                        dirs[1 - to].write_errors += 1;
-                    }
-                    free.push(b);
-                })
-                .map_err(io)?;
-            }
-        }
-    }
-}
-
-/// The read(2)/write(2) copy.
-fn copy_plain(taps: &[Tap; 2], signals: &Signals, dirs: &mut [Dir; 2]) -> Result<&'static str, WireError> {
-    let mut buf = FrameBuf::new();
+/// Wait for a TAP or a signal, then copy from each TAP with input
+/// (`copy(i)` moves what it can from TAP `i` to the other and says whether
+/// frames may remain, e.g. at the batch limit), until SIGTERM or SIGINT.
+fn copy_loop(
+    taps: &[Tap; 2],
+    signals: &Signals,
+    mut copy: impl FnMut(usize) -> Result<bool, WireError>,
+) -> Result<&'static str, WireError> {
     let mut fds = [taps[0].as_raw_fd(), taps[1].as_raw_fd(), signals.as_raw_fd()].map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -192,7 +124,16 @@ fn copy_plain(taps: &[Tap; 2], signals: &Signals, dirs: &mut [Dir; 2]) -> Result
     // A TAP whose last drain stopped at the batch limit: poll without waiting.
     let mut pending = [true, true];
     loop {
-        wait(&mut fds, pending.iter().any(|p| *p))?;
+        let timeout = if pending.iter().any(|p| *p) { 0 } else { -1 };
+        // SAFETY: `fds` is an array of initialised pollfd that outlives the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(WireError::Io("poll failed", e));
+        }
         if fds[2].revents != 0 {
             if let Some(name) = check_signals(signals)? {
                 return Ok(name);
@@ -203,11 +144,66 @@ fn copy_plain(taps: &[Tap; 2], signals: &Signals, dirs: &mut [Dir; 2]) -> Result
                 pending[i] = true;
             }
             if pending[i] {
-                pending[i] = copy_batch(&taps[i], &taps[1 - i], &mut buf, &mut dirs[i])
-                    .map_err(|e| WireError::Io("reading a TAP failed", e))?;
+                pending[i] = copy(i)?;
             }
         }
     }
+}
+
+/// The io_uring copy from TAP `i`: batches of reads (one submission each,
+/// sized by what the last found), every frame queued as a write of the same
+/// buffer to the other TAP, the writes submitted together after each batch;
+/// buffers come back from completed writes. At most [`READS_PER_WAKEUP`]
+/// reads; returns whether frames may remain.
+fn copy_uring(
+    i: usize,
+    u: &mut Uring,
+    free: &mut Vec<FrameBuf>,
+    burst: &mut usize,
+    dirs: &mut [Dir; 2],
+) -> Result<bool, WireError> {
+    let io = |e| WireError::Io("io_uring", e);
+    let mut read = 0;
+    while read < READS_PER_WAKEUP {
+        let n = u.read_batch(i, *burst, || free.pop().unwrap_or_default()).map_err(io)?;
+        read += n;
+        let (mut found, mut empty) = (0, false);
+        for k in 0..n {
+            match u.take_read(k) {
+                ReadDone::Frame(buf) => {
+                    found += 1;
+                    dirs[i].frames += 1;
+                    dirs[i].bytes += buf.len() as u64;
+                    u.queue_write(1 - i, buf, &mut |b, to, r| {
+                        if r.is_err() {
+                            dirs[1 - to].write_errors += 1;
+                        }
+                        free.push(b);
+                    })
+                    .map_err(io)?;
+                }
+                ReadDone::Empty(buf) => {
+                    empty = true;
+                    free.push(buf);
+                }
+                ReadDone::Runt(buf) => free.push(buf),
+                ReadDone::Error(_, e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                ReadDone::Error(_, e) => return Err(WireError::Io("reading a TAP failed", e)),
+            }
+        }
+        *burst = next_batch(found);
+        u.flush_writes(&mut |b, to, r| {
+            if r.is_err() {
+                dirs[1 - to].write_errors += 1;
+            }
+            free.push(b);
+        })
+        .map_err(io)?;
+        if empty {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Read up to [`READS_PER_WAKEUP`] frames from `from` and write each to
