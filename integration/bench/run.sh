@@ -39,7 +39,8 @@
 # Usage: sudo integration/bench/run.sh [--bin PATH] [--out FILE] [--tcp-s S]
 #        [--udp-s S] [--udp-flows N] [--reps N] [--flood-s S] [--no-pin] [--no-arrangement-b] [--no-failover]
 #        [--no-linux-ha] [--keep-logs DIR]
-# TWINWALL_TAP_OFFLOAD=0 in the environment runs twinwall without TAP offload.
+# TWINWALL_TAP_OFFLOAD=0 in the environment runs twinwall without TAP offload,
+# TWINWALL_IO_URING=0 with read(2)/write(2) per frame instead of io_uring.
 # Run it under `flock /tmp/twinwall-lab.lock` on a shared machine.
 # No namespace has a route out of the machine; every wait is bounded; the
 # EXIT trap removes the namespaces and stops only the processes started here.
@@ -631,6 +632,7 @@ large (tens of percent on the UDP rows).
 - machine: $(nproc) CPUs ($cpu), kernel $(uname -r); 1-minute load average $load_start at the start, $load_end at the end (the benchmark itself keeps about 2 busy)
 - twinwall: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown) (release build), TAP offload $offload, iperf3 $iperf_v, run took ${elapsed} s
 - CPUs: $PIN_NOTE
+- TAP I/O: $([ "${TWINWALL_IO_URING:-1}" = 0 ] && echo "read(2)/write(2) per frame (TWINWALL_IO_URING=0)" || echo "io_uring, batched reads and writes (unless the kernel refuses it: see the units' logs)")
 
 ## Throughput: client namespace -> device under test -> server namespace (arrangement A)
 
