@@ -253,14 +253,7 @@ fn tcp_super_frames(case: &'static str, tx_offload: bool) -> Row {
     // sequence number below leaves it alone.
     let p = !finish(pseudo_v4([192, 168, 10, 10], [198, 51, 100, 80], 6, (20 + LEN) as u16));
     data[TCP_SUM..TCP_SUM + 2].copy_from_slice(&p.to_be_bytes());
-    let offload = Offload {
-        flags: Offload::NEEDS_CSUM,
-        gso_type: Offload::GSO_TCPV4,
-        hdr_len: 54,
-        gso_size: 1448,
-        csum_start: 34,
-        csum_offset: 16,
-    };
+    let offload = testkit::tso_v4(1448);
     let mut back =
         testkit::tcp(ROUTER_MAC, FW_OUT_MAC, "198.51.100.80", 80, "203.0.113.1", port, sseq + 1, cseq + 1, "A", &[])
             .as_ref()

@@ -35,20 +35,22 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// Drain the core's output, recycling frames; how many frames it sent.
+fn drain(app: &mut Appliance) -> usize {
+    let mut n = 0;
+    while let Some(o) = app.poll_output() {
+        if let Output::Frame { buf, .. } = o {
+            app.recycle(buf);
+            n += 1;
+        }
+    }
+    n
+}
+
 #[test]
 fn established_flow_allocates_nothing() {
     let now = Instant::from_millis(1000);
     let mut app = Appliance::new(lab_config(), now, Box::new(SeededRng::new(3)));
-    let drain = |app: &mut Appliance| {
-        let mut n = 0;
-        while let Some(o) = app.poll_output() {
-            if let Output::Frame { buf, .. } = o {
-                app.recycle(buf);
-                n += 1;
-            }
-        }
-        n
-    };
     drain(&mut app);
     let arp_router = arp(arpw::REQUEST, [0xff; 6], ROUTER_MAC, "203.0.113.254", [0; 6], "203.0.113.1");
     app.handle_frame(OUTSIDE, arp_router, now);
@@ -80,23 +82,12 @@ fn established_flow_allocates_nothing() {
 /// offload, forwarded whole.
 #[test]
 fn offloaded_super_frames_allocate_nothing() {
-    use twinwall::frame::Offload;
     use twinwall::wire::{checksum, put16, put32};
     for tx_offload in [false, true] {
         let now = Instant::from_millis(1000);
         let mut app = Appliance::new(lab_config(), now, Box::new(SeededRng::new(3)));
         app.set_tx_offload(INSIDE, tx_offload);
         app.set_tx_offload(OUTSIDE, tx_offload);
-        let drain = |app: &mut Appliance| {
-            let mut n = 0;
-            while let Some(o) = app.poll_output() {
-                if let Output::Frame { buf, .. } = o {
-                    app.recycle(buf);
-                    n += 1;
-                }
-            }
-            n
-        };
         drain(&mut app);
         app.handle_frame(
             OUTSIDE,
@@ -130,14 +121,7 @@ fn offloaded_super_frames_allocate_nothing() {
             let mut b = app.alloc_frame();
             b.set(sup.as_ref());
             put32(b.as_mut(), 34 + 4, *seq);
-            b.offload = Offload {
-                flags: Offload::NEEDS_CSUM,
-                gso_type: Offload::GSO_TCPV4,
-                hdr_len: 54,
-                gso_size: 1448,
-                csum_start: 34,
-                csum_offset: 16,
-            };
+            b.offload = tso_v4(1448);
             app.handle_frame(INSIDE, b, now);
             *seq = seq.wrapping_add(LEN as u32);
             let mut ack = app.alloc_frame();

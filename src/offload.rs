@@ -204,14 +204,7 @@ mod tests {
         let tcp_len = (f.len() - 34) as u16;
         let p = !checksum::finish(checksum::pseudo_v4(ip(CLIENT).octets(), ip(SERVER).octets(), 6, tcp_len));
         put16(f.as_mut(), 34 + 16, p);
-        f.offload = Offload {
-            flags: Offload::NEEDS_CSUM,
-            gso_type: Offload::GSO_TCPV4,
-            hdr_len: 14 + 20 + 20,
-            gso_size: MSS,
-            csum_start: 34,
-            csum_offset: 16,
-        };
+        f.offload = crate::testkit::tso_v4(MSS);
         f
     }
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use etherparse::PacketBuilder;
 
 use crate::config::*;
-use crate::frame::FrameBuf;
+use crate::frame::{FrameBuf, Offload};
 use crate::wire::{arp as arpw, ether, put16, put32};
 
 pub const FW_IN_MAC: [u8; 6] = [2, 0, 0x5e, 0x10, 0, 1];
@@ -18,6 +18,34 @@ pub const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 3, 10];
 pub const INSIDE: IfIndex = IfIndex(0);
 pub const OUTSIDE: IfIndex = IfIndex(1);
 pub const DMZ: IfIndex = IfIndex(2);
+
+/// The offload of an IPv4 TCP super-frame as a TAP hands it over (TSO):
+/// Ethernet, IP and TCP headers of 54 bytes, segments of `mss` bytes, the
+/// checksum partial from the TCP header on.
+pub fn tso_v4(mss: u16) -> Offload {
+    Offload {
+        flags: Offload::NEEDS_CSUM,
+        gso_type: Offload::GSO_TCPV4,
+        hdr_len: 14 + 20 + 20,
+        gso_size: mss,
+        csum_start: 34,
+        csum_offset: 16,
+    }
+}
+
+/// An ACL rule from any source; `dport` one port.
+fn acl_rule(action: AclAction, proto: Option<u8>, dst: &str, dport: Option<u16>, icmp_type: Option<u8>) -> AclRule {
+    AclRule {
+        action,
+        proto,
+        src: Ipv4Net::ANY,
+        dst: dst.parse().unwrap(),
+        sport: None,
+        dport: dport.map(|p| PortRange { lo: p, hi: p }),
+        icmp_type,
+        line: 0,
+    }
+}
 
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -43,16 +71,7 @@ pub fn iface(name: &str, mac: [u8; 6], addr: &str, level: u8) -> InterfaceCfg {
 /// 172.16.20.10:80; the outside ACL permits that web server and ping to the
 /// static host. The same network as the shipped appliance.toml.
 pub fn lab_config() -> Config {
-    let rule = |action, p: Option<u8>, dst: &str, dport: Option<u16>, icmp_type: Option<u8>| AclRule {
-        action,
-        proto: p,
-        src: Ipv4Net::ANY,
-        dst: dst.parse().unwrap(),
-        sport: None,
-        dport: dport.map(|p| PortRange { lo: p, hi: p }),
-        icmp_type,
-        line: 0,
-    };
+    let rule = acl_rule;
     Config {
         hostname: "fw".into(),
         mode: Mode::Routed,
@@ -115,15 +134,8 @@ pub fn bridge_config() -> Config {
         ethertypes: Vec::new(),
         bpdu_forward: true,
     }];
-    let permit = |proto: u8, dst: &str, dport: Option<u16>, icmp_type: Option<u8>| AclRule {
-        action: AclAction::Permit,
-        proto: Some(proto),
-        src: Ipv4Net::ANY,
-        dst: dst.parse().unwrap(),
-        sport: None,
-        dport: dport.map(|p| PortRange { lo: p, hi: p }),
-        icmp_type,
-        line: 0,
+    let permit = |proto: u8, dst: &str, dport: Option<u16>, icmp_type: Option<u8>| {
+        acl_rule(AclAction::Permit, Some(proto), dst, dport, icmp_type)
     };
     c.acls[OUTSIDE.idx()] =
         Some(vec![permit(1, "192.168.10.20/32", None, Some(8)), permit(6, "192.168.10.80/32", Some(80), None)]);

@@ -217,7 +217,6 @@ except Exception: print(0)" "$1"; }
 created() { twjson "$1" counters | jget events.conns_created; }
 in_use() { twjson "$1" conn | jget in_use; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-cli_tx() { ip netns exec tb-cli awk '{ s += $1 } END { print s }' /sys/class/net/tb-inside/statistics/tx_packets /sys/class/net/tb-inside/statistics/tx_dropped; }
 # flood NAME SOCK PID [FO_NS FO_IF]: `blast --new-flows` (a new source port
 # and a destination in 198.18.0.0/15 per frame: a new flow through PAT each)
 # for --flood-s seconds at full rate; sets R_NEW (flows created/s over the
@@ -327,13 +326,7 @@ kill_fw "$fw_pid"
 
 # ---- (c) (b) with a standby replicating -----------------------------------
 lab_netns tb-fa tb-fb
-ip link add tbfo netns tb-fa type veth peer name tbfo netns tb-fb
-ip -n tb-fa addr add 169.254.74.1/24 dev tbfo
-ip -n tb-fb addr add 169.254.74.2/24 dev tbfo
-for n in tb-fa tb-fb; do
-    ip -n $n link set tbfo multicast on up
-    ip -n $n route add 224.0.0.0/4 dev tbfo
-done
+lab_failover_link tb-fa tbfo 169.254.74.1 tb-fb tbfo 169.254.74.2
 for u in primary:169.254.74.1:169.254.74.2 secondary:169.254.74.2:169.254.74.1; do
     IFS=: read -r un lo pe <<<"$u"
     sed "s#@HOST@#tb-$un#; s#@SOCK@#$LAB_DIR/$un.sock#; s#@UNIT@#$un#; s#@LOCAL@#$lo#; s#@PEER@#$pe#" \

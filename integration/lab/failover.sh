@@ -281,15 +281,7 @@ done
 
 lab_netns_check tw-fa tw-fb tw-in tw-out
 lab_netns tw-fa tw-fb tw-in tw-out
-# The failover link: one veth, fo0 at both ends, multicast on.
-ip link add "$fo_if_a" netns tw-fa type veth peer name "$fo_if_b" netns tw-fb
-ip -n tw-fa addr add "${fo_a:-169.254.73.1}/24" dev "$fo_if_a"
-ip -n tw-fb addr add "${fo_b:-169.254.73.2}/24" dev "$fo_if_b"
-for x in "tw-fa $fo_if_a" "tw-fb $fo_if_b"; do
-    set -- $x
-    ip -n "$1" link set "$2" multicast on up
-    ip -n "$1" route add 224.0.0.0/4 dev "$2"     # multicast hellos leave by the failover link
-done
+lab_failover_link tw-fa "$fo_if_a" "${fo_a:-169.254.73.1}" tw-fb "$fo_if_b" "${fo_b:-169.254.73.2}"
 lab_bridge tw-in 02:00:00:00:01:fe; lab_bridge tw-out 02:00:00:00:02:fe
 
 # Both units start together: the primary should become active.

@@ -28,6 +28,20 @@ lab_netns() {
     done
 }
 
+# lab_failover_link NS_A IF_A ADDR_A NS_B IF_B ADDR_B: the units' failover
+# link, one veth (/24 addresses), multicast on, and the multicast route
+# through it (the hellos leave by it).
+lab_failover_link() {
+    local ns_a=$1 if_a=$2 ns_b=$4 if_b=$5
+    ip link add "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b"
+    ip -n "$ns_a" addr add "$3/24" dev "$if_a"
+    ip -n "$ns_b" addr add "$6/24" dev "$if_b"
+    ip -n "$ns_a" link set "$if_a" multicast on up
+    ip -n "$ns_b" link set "$if_b" multicast on up
+    ip -n "$ns_a" route add 224.0.0.0/4 dev "$if_a"
+    ip -n "$ns_b" route add 224.0.0.0/4 dev "$if_b"
+}
+
 # lab_spawn NS LOGFILE CMD...: run CMD in NS in the background, remember its
 # PID, print it. Called as pid=$(lab_spawn ...), the array update is lost in
 # the subshell, so the PID also goes to $LAB_DIR/lab.pids (when LAB_DIR is

@@ -62,13 +62,7 @@ for u in a b; do
 done
 
 lab_netns tw-ta tw-tb tw-tin tw-tout
-ip link add fo0 netns tw-ta type veth peer name fo0 netns tw-tb
-ip -n tw-ta addr add 169.254.74.1/24 dev fo0
-ip -n tw-tb addr add 169.254.74.2/24 dev fo0
-for n in tw-ta tw-tb; do
-    ip -n $n link set fo0 multicast on up
-    ip -n $n route add 224.0.0.0/4 dev fo0
-done
+lab_failover_link tw-ta fo0 169.254.74.1 tw-tb fo0 169.254.74.2
 # Switches: no STP, no forwarding delay, multicast flooded (the units'
 # hellos on the data interfaces), the default 300 s ageing.
 for x in "tw-tin $HOST_MAC" "tw-tout $SERVER_MAC"; do

@@ -652,6 +652,25 @@ impl Checker<'_> {
         line_col(self.text, at).0
     }
 
+    /// Whether `key` is new: if so records it as first seen at `first_at`,
+    /// else reports `dup(line of its first use)` at `at`.
+    fn first_use<K: std::hash::Hash + Eq>(
+        &mut self,
+        seen: &mut HashMap<K, usize>,
+        key: K,
+        at: usize,
+        first_at: usize,
+        dup: impl FnOnce(usize) -> String,
+    ) -> bool {
+        if let Some(&first) = seen.get(&key) {
+            let msg = dup(self.line_of(first));
+            self.error(at, msg);
+            return false;
+        }
+        seen.insert(key, first_at);
+        true
+    }
+
     /// Reports a missing key at the start of its table.
     fn need<'v, T>(&mut self, v: &'v Option<S<T>>, key: &str, section: &str, at: usize) -> Option<&'v S<T>> {
         if v.is_none() {
@@ -783,16 +802,11 @@ impl Checker<'_> {
             let mut ok = true;
             let name = self.need(&d.name, "name", "[[bridge_group]]", at).and_then(|n| {
                 let s = n.get_ref();
-                if let Some(&first) = seen_name.get(s) {
-                    let msg = format!(
-                        "bridge group \"{s}\" is already defined at line {}; names must be unique",
-                        self.line_of(first)
-                    );
-                    self.error_at(n, msg);
-                    return None;
-                }
-                seen_name.insert(s.clone(), n.span().start);
-                Some(s.clone())
+                let at = n.span().start;
+                self.first_use(&mut seen_name, s.clone(), at, at, |first| {
+                    format!("bridge group \"{s}\" is already defined at line {first}; names must be unique")
+                })
+                .then(|| s.clone())
             });
             let label = name.clone().unwrap_or_else(|| "?".into());
             let mut members = Vec::new();
@@ -897,13 +911,11 @@ impl Checker<'_> {
                 let e = st.get_ref();
                 let mac = self.need(&e.mac, "mac", "a static entry", st.span().start).and_then(|m| {
                     let mac: Mac = self.parse_str(m)?;
-                    if let Some(&first) = seen_static.get(&mac) {
-                        let msg = format!("MAC {mac} already has a static entry at line {}", self.line_of(first));
-                        self.error_at(m, msg);
-                        return None;
-                    }
-                    seen_static.insert(mac, m.span().start);
-                    Some(mac)
+                    let at = m.span().start;
+                    self.first_use(&mut seen_static, mac, at, at, |first| {
+                        format!("MAC {mac} already has a static entry at line {first}")
+                    })
+                    .then_some(mac)
                 });
                 let iface = self.need(&e.interface, "interface", "a static entry", st.span().start).and_then(|v| {
                     let i = self.resolve(ifs, v)?;
@@ -1073,15 +1085,11 @@ impl Checker<'_> {
                     let msg = format!("interface name \"{s}\" is not valid; use letters, digits, '-' or '_'");
                     self.error_at(n, msg);
                     ok = false;
-                } else if let Some(&first) = seen_name.get(s) {
-                    let msg = format!(
-                        "interface name \"{s}\" is already used at line {}; names must be unique",
-                        self.line_of(first)
-                    );
-                    self.error_at(n, msg);
-                    ok = false;
                 } else {
-                    seen_name.insert(s.clone(), n.span().start);
+                    let at = n.span().start;
+                    ok &= self.first_use(&mut seen_name, s.clone(), at, at, |first| {
+                        format!("interface name \"{s}\" is already used at line {first}; names must be unique")
+                    });
                 }
             }
 
@@ -1094,30 +1102,20 @@ impl Checker<'_> {
                     self.error_at(t, msg);
                     return None;
                 }
-                if let Some(&first) = seen_tap.get(s) {
-                    let msg = format!(
-                        "tap \"{s}\" is already used at line {}; each interface needs its own TAP device",
-                        self.line_of(first)
-                    );
-                    self.error_at(t, msg);
-                    return None;
-                }
-                seen_tap.insert(s.clone(), t.span().start);
-                Some(s.clone())
+                let at = t.span().start;
+                self.first_use(&mut seen_tap, s.clone(), at, at, |first| {
+                    format!("tap \"{s}\" is already used at line {first}; each interface needs its own TAP device")
+                })
+                .then(|| s.clone())
             });
 
             let mac = self.need(&d.mac, "mac", &section, at).and_then(|m| {
                 let mac: Mac = self.parse_str(m)?;
-                if let Some(&first) = seen_mac.get(&mac) {
-                    let msg = format!(
-                        "MAC {mac} is already used at line {}; each interface needs its own",
-                        self.line_of(first)
-                    );
-                    self.error_at(m, msg);
-                    return None;
-                }
-                seen_mac.insert(mac, m.span().start);
-                Some(mac)
+                let at = m.span().start;
+                self.first_use(&mut seen_mac, mac, at, at, |first| {
+                    format!("MAC {mac} is already used at line {first}; each interface needs its own")
+                })
+                .then_some(mac)
             });
 
             // Outer None: an error. Inner None: no address (transparent mode).
@@ -1169,15 +1167,12 @@ impl Checker<'_> {
                         self.error_at(v, msg);
                         return None;
                     }
-                    if let Some(&first) = seen_standby.get(&ip) {
-                        let msg = format!(
-                            "standby_address {ip} is already used at line {}; each interface needs its own",
-                            self.line_of(first)
-                        );
-                        self.error_at(v, msg);
+                    let at = v.span().start;
+                    if !self.first_use(&mut seen_standby, ip, at, at, |first| {
+                        format!("standby_address {ip} is already used at line {first}; each interface needs its own")
+                    }) {
                         return None;
                     }
-                    seen_standby.insert(ip, v.span().start);
                     // Checked against the whole config in `standby_conflicts`.
                     ifs.standby.push((ip, v.span().start, IfIndex(idx.min(255) as u8)));
                     Some(Some(ip))
@@ -1308,17 +1303,13 @@ impl Checker<'_> {
             let d = sd.get_ref();
             let iface = self.need(&d.interface, "interface", "[[acl]]", at).and_then(|v| {
                 let i = self.resolve(ifs, v)?;
-                if let Some(&first) = seen.get(&i) {
-                    let msg = format!(
-                        "interface \"{}\" already has an [[acl]] at line {}; put all its rules in that one block",
-                        ifs.name(i),
-                        self.line_of(first)
-                    );
-                    self.error_at(v, msg);
-                    return None;
-                }
-                seen.insert(i, at);
-                Some(i)
+                self.first_use(&mut seen, i, v.span().start, at, |first| {
+                    format!(
+                        "interface \"{}\" already has an [[acl]] at line {first}; put all its rules in that one block",
+                        ifs.name(i)
+                    )
+                })
+                .then_some(i)
             });
             if d.rules.is_none() {
                 self.error(at, "missing key \"rules\" in [[acl]]; write rules = [ { action = \"permit\", ... } ]");
@@ -1553,19 +1544,15 @@ impl Checker<'_> {
                         shared.push((ip, v.span().start, "dynamic-pat address"));
                     }
                     if let (Some(i), Some(o), Some(address)) = (inside, outside, address) {
-                        if let Some(&first) = seen_pat.get(&(i, o)) {
-                            let msg = format!(
-                                "a dynamic-pat from \"{}\" to \"{}\" is already defined at line {}; keep one",
+                        let new = self.first_use(&mut seen_pat, (i, o), at, at, |first| {
+                            format!(
+                                "a dynamic-pat from \"{}\" to \"{}\" is already defined at line {first}; keep one",
                                 ifs.name(i),
-                                ifs.name(o),
-                                self.line_of(first)
-                            );
-                            self.error(at, msg);
-                        } else {
-                            seen_pat.insert((i, o), at);
-                            if ok {
-                                out.push(NatRule::DynamicPat { inside: i, outside: o, address });
-                            }
+                                ifs.name(o)
+                            )
+                        });
+                        if new && ok {
+                            out.push(NatRule::DynamicPat { inside: i, outside: o, address });
                         }
                     }
                 }
@@ -1625,16 +1612,14 @@ impl Checker<'_> {
                     if let (Some(p), Some(m), Some(mp)) = (proto, effective, mapped_port) {
                         let key = (p, m, mp as u16);
                         let key_at = d.mapped_port.as_ref().map_or(at, |v| v.span().start);
-                        if let Some(&first) = seen_fwd.get(&key) {
-                            let msg = format!(
-                                "{} {m}:{mp} is already forwarded at line {}; each (proto, mapped, mapped_port) can be forwarded once",
-                                if p == proto::TCP { "tcp" } else { "udp" },
-                                self.line_of(first)
-                            );
-                            self.error(key_at, msg);
-                            ok = false;
-                        } else {
-                            seen_fwd.insert(key, at);
+                        let new = self.first_use(&mut seen_fwd, key, key_at, at, |first| {
+                            format!(
+                                "{} {m}:{mp} is already forwarded at line {first}; each (proto, mapped, mapped_port) can be forwarded once",
+                                if p == proto::TCP { "tcp" } else { "udp" }
+                            )
+                        });
+                        ok &= new;
+                        if new {
                             if let Some(ip) = mapped.flatten() {
                                 shared.push((
                                     ip,

@@ -59,7 +59,7 @@ use twinwall::time::{self, Duration, Instant};
 use twinwall::{Appliance, Command, Config, Event, IfIndex, Output};
 
 use control_sock::{Conn, ControlError, Listener, ReadOutcome};
-use uring::{next_batch, ReadDone, Uring};
+use uring::{Frames, Uring};
 use failover_sock::{FailoverLink, LinkError};
 use heartbeat::Heartbeat;
 use key_file::KeyFileError;
@@ -209,8 +209,6 @@ struct Port {
     rx_pending: bool,
     /// Set after a read error; the TAP is deregistered and left alone.
     failed: bool,
-    /// Reads in the next io_uring batch (twice what the last one found).
-    burst: usize,
     txq: VecDeque<FrameBuf>,
     /// `WRITABLE` interest is registered (only while `txq` is non-empty).
     want_write: bool,
@@ -283,7 +281,6 @@ pub fn run(cfg_path: &Path) -> Result<(), ShellError> {
             token,
             rx_pending: true,
             failed: false,
-            burst: 1,
             txq: VecDeque::new(),
             want_write: false,
             queue_drops: DropLog::new("dropped, transmit queue full"),
@@ -696,49 +693,27 @@ impl Shell {
                     break;
                 }
             }
-            let Shell { uring, app, ports, .. } = self;
-            let u = uring.as_mut().expect("called with a ring");
-            let want = ports[i].burst.min(FRAMES_PER_CLOCK_READ).min(READS_PER_WAKEUP - read);
-            let n = match u.read_batch(i, want, || app.alloc_frame()) {
-                Ok(n) => n,
+            let u = self.uring.as_mut().expect("called with a ring");
+            let max = FRAMES_PER_CLOCK_READ.min(READS_PER_WAKEUP - read);
+            let batch = match u.read(i, max, &mut CoreFrames { app: &mut self.app, port: IfIndex(i as u8), now }) {
+                Ok(b) => b,
                 Err(e) => {
                     log::error!("io_uring: a TAP read batch failed: {e}; reading and writing with read(2)/write(2) from now on");
                     self.uring = None;
                     return self.read_tap(i, now, clock);
                 }
             };
-            read += n;
-            let (mut found, mut empty) = (0, false);
-            for k in 0..n {
-                match u.take_read(k) {
-                    ReadDone::Frame(buf) => {
-                        found += 1;
-                        app.handle_frame(IfIndex(i as u8), buf, now);
-                    }
-                    ReadDone::Empty(buf) => {
-                        empty = true;
-                        app.recycle(buf);
-                    }
-                    ReadDone::Runt(buf) => app.recycle(buf),
-                    ReadDone::Error(buf, e) => {
-                        app.recycle(buf);
-                        let p = &mut ports[i];
-                        if e.raw_os_error() == Some(libc::EINTR) || p.failed {
-                            continue;
-                        }
-                        // EBADFD and the like: the device is gone. Stop
-                        // polling it rather than spin on its error.
-                        log::error!("TAP {}: read failed: {e}; no longer reading from it", p.tap.name());
-                        let _ = self.poll.registry().deregister(&mut SourceFd(&p.tap.as_raw_fd()));
-                        p.failed = true;
-                        p.rx_pending = false;
-                    }
-                }
+            read += batch.reads;
+            let p = &mut self.ports[i];
+            if let Some(e) = batch.error {
+                // EBADFD and the like: the device is gone. Stop polling it
+                // rather than spin on its error.
+                log::error!("TAP {}: read failed: {e}; no longer reading from it", p.tap.name());
+                let _ = self.poll.registry().deregister(&mut SourceFd(&p.tap.as_raw_fd()));
+                p.failed = true;
             }
-            let p = &mut ports[i];
-            p.burst = next_batch(found);
-            if empty || p.failed {
-                p.rx_pending = !empty && p.rx_pending && !p.failed;
+            if batch.empty || p.failed {
+                p.rx_pending = false;
                 break;
             }
         }
@@ -870,6 +845,26 @@ fn open_uring(ports: &[Port]) -> Option<Uring> {
             log::warn!("TAP I/O: io_uring unavailable ({e}); read(2)/write(2) per frame");
             None
         }
+    }
+}
+
+/// A batch of TAP reads through io_uring feeds the core: buffers from its
+/// pool, frames into `handle_frame`.
+struct CoreFrames<'a> {
+    app: &'a mut Appliance,
+    port: IfIndex,
+    now: Instant,
+}
+
+impl Frames for CoreFrames<'_> {
+    fn alloc(&mut self) -> FrameBuf {
+        self.app.alloc_frame()
+    }
+    fn frame(&mut self, buf: FrameBuf) {
+        self.app.handle_frame(self.port, buf, self.now);
+    }
+    fn spare(&mut self, buf: FrameBuf) {
+        self.app.recycle(buf);
     }
 }
 

@@ -45,8 +45,29 @@ const WRITE_SLOTS: usize = 512;
 /// Entries of each submission queue.
 const RING_ENTRIES: u32 = 512;
 
+/// Where a batch's buffers come from and go: the caller's pool and
+/// consumer (the core in `run`, the other TAP in `wire`).
+pub trait Frames {
+    /// A buffer for one read.
+    fn alloc(&mut self) -> FrameBuf;
+    /// A frame read, in the TAP's order.
+    fn frame(&mut self, buf: FrameBuf);
+    /// The buffer of a read that brought no frame, back to the pool.
+    fn spare(&mut self, buf: FrameBuf);
+}
+
+/// What a batch came to.
+pub struct Batch {
+    /// Reads submitted.
+    pub reads: usize,
+    /// One found no frame: the TAP is drained.
+    pub empty: bool,
+    /// The first read error other than EINTR (the device is gone, say).
+    pub error: Option<io::Error>,
+}
+
 /// One read of a batch, in the order the reads were queued.
-pub enum ReadDone {
+enum ReadDone {
     Frame(FrameBuf),
     /// No frame was waiting: the TAP is drained.
     Empty(FrameBuf),
@@ -61,13 +82,14 @@ pub struct Uring {
     /// The current batch's buffers and results, by position in the batch.
     rx_bufs: Vec<Option<FrameBuf>>,
     rx_res: Vec<i32>,
-    rx_queued: usize,
     /// Write slot: the buffer and the TAP it goes to.
     tx_slots: Vec<Option<(FrameBuf, usize)>>,
     tx_free: Vec<u32>,
     tx_unsubmitted: usize,
     /// Largest frame each TAP's reads take (its `Tap::read_len`).
     read_len: Vec<usize>,
+    /// Reads in each TAP's next batch (see [`next_batch`]).
+    burst: Vec<usize>,
 }
 
 impl Uring {
@@ -85,10 +107,10 @@ impl Uring {
             tx,
             rx_bufs: (0..MAX_READ_BATCH).map(|_| None).collect(),
             rx_res: vec![0; MAX_READ_BATCH],
-            rx_queued: 0,
             tx_slots: (0..WRITE_SLOTS).map(|_| None).collect(),
             tx_free: (0..WRITE_SLOTS as u32).rev().collect(),
             tx_unsubmitted: 0,
+            burst: vec![1; read_len.len()],
             read_len,
         })
     }
@@ -102,9 +124,9 @@ impl Uring {
     /// into buffers from `alloc`, in one submission; then take the results
     /// with [`take_read`](Self::take_read) for positions `0..n`. An error
     /// means the ring cannot be used any more: drop it and fall back.
-    pub fn read_batch(&mut self, port: usize, n: usize, mut alloc: impl FnMut() -> FrameBuf) -> io::Result<usize> {
+    fn read_batch(&mut self, port: usize, n: usize, mut alloc: impl FnMut() -> FrameBuf) -> io::Result<usize> {
         let n = n.clamp(1, MAX_READ_BATCH);
-        debug_assert_eq!(self.rx_queued, 0, "the last batch was taken whole");
+        debug_assert!(self.rx_bufs.iter().all(Option::is_none), "the last batch was taken whole");
         for k in 0..n {
             let mut buf = alloc();
             let area = buf.spare_with_prefix_mut(vnet::LEN, self.read_len[port]);
@@ -122,7 +144,6 @@ impl Uring {
             // every batch is submitted and reaped before the next.
             unsafe { self.rx.submission().push(&entry) }.expect("room for a read batch");
         }
-        self.rx_queued = n;
         // Each read completes at submission (non-blocking file); waiting
         // for all n only matters were one ever to go asynchronous.
         loop {
@@ -150,9 +171,8 @@ impl Uring {
 
     /// The result of read `k` of the last batch (each taken once, all of
     /// them before the next batch).
-    pub fn take_read(&mut self, k: usize) -> ReadDone {
+    fn take_read(&mut self, k: usize) -> ReadDone {
         let mut buf = self.rx_bufs[k].take().expect("a read of this batch, taken once");
-        self.rx_queued -= 1;
         let res = self.rx_res[k];
         if res == -libc::EAGAIN {
             ReadDone::Empty(buf)
@@ -166,6 +186,37 @@ impl Uring {
             buf.truncate(0);
             ReadDone::Runt(buf)
         }
+    }
+
+    /// Read from TAP `port`: as many reads as its last batch calls for
+    /// (at most `max`) in one submission, buffers from `io`, then every
+    /// result to `io` in order. An error means the ring cannot be used any
+    /// more: drop it and fall back to read(2)/write(2).
+    pub fn read(&mut self, port: usize, max: usize, io: &mut impl Frames) -> io::Result<Batch> {
+        let want = self.burst[port].min(max);
+        let reads = self.read_batch(port, want, || io.alloc())?;
+        let (mut found, mut empty, mut error) = (0, false, None);
+        for k in 0..reads {
+            match self.take_read(k) {
+                ReadDone::Frame(buf) => {
+                    found += 1;
+                    io.frame(buf);
+                }
+                ReadDone::Empty(buf) => {
+                    empty = true;
+                    io.spare(buf);
+                }
+                ReadDone::Runt(buf) => io.spare(buf),
+                ReadDone::Error(buf, e) => {
+                    io.spare(buf);
+                    if e.raw_os_error() != Some(libc::EINTR) {
+                        error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.burst[port] = next_batch(found);
+        Ok(Batch { reads, empty, error })
     }
 
     /// Queue `buf` for TAP `port` behind its vnet header (written into the
@@ -235,7 +286,7 @@ impl Uring {
 /// The next batch for a TAP: twice what the last found, 1 to
 /// [`MAX_READ_BATCH`], so a busy TAP is read 32 at a time and an idle one
 /// costs about what read(2) does.
-pub fn next_batch(found: usize) -> usize {
+fn next_batch(found: usize) -> usize {
     (found * 2).clamp(1, MAX_READ_BATCH)
 }
 
@@ -318,6 +369,53 @@ mod tests {
                 }
             }
         }
+        drop(u);
+        // SAFETY: both descriptors are ours.
+        unsafe {
+            libc::close(ours);
+            libc::close(theirs);
+        }
+    }
+
+    /// Collects what `Uring::read` hands over.
+    #[derive(Default)]
+    struct Collect {
+        frames: Vec<u32>,
+        spares: usize,
+    }
+
+    impl Frames for Collect {
+        fn alloc(&mut self) -> FrameBuf {
+            FrameBuf::new()
+        }
+        fn frame(&mut self, buf: FrameBuf) {
+            self.frames.push(u32::from_be_bytes(buf.as_ref()[..4].try_into().unwrap()));
+        }
+        fn spare(&mut self, _: FrameBuf) {
+            self.spares += 1;
+        }
+    }
+
+    #[test]
+    fn read_grows_its_batches_and_says_when_the_tap_is_drained() {
+        let [ours, theirs] = pair();
+        let Some(mut u) = ring_or_skip(&[ours]) else { return };
+        for seq in 0..5 {
+            send_frame(theirs, seq, &Offload::default());
+        }
+        let mut c = Collect::default();
+        // Batches of 1, 2 and 4 reads: 1 + 2 frames, then 2 frames and an
+        // empty read that ends the drain.
+        let sizes: Vec<(usize, bool)> = (0..3)
+            .map(|_| {
+                let b = u.read(0, MAX_READ_BATCH, &mut c).unwrap();
+                assert!(b.error.is_none());
+                (b.reads, b.empty)
+            })
+            .collect();
+        assert_eq!(sizes, [(1, false), (2, false), (4, true)]);
+        assert_eq!(c.frames, [0, 1, 2, 3, 4]);
+        assert_eq!(c.spares, 2, "the buffers of the two empty reads come back");
         drop(u);
         // SAFETY: both descriptors are ours.
         unsafe {

@@ -12,7 +12,7 @@ use twinwall::frame::FrameBuf;
 
 use super::signals::{Signal, Signals};
 use super::tap::{Tap, TapError};
-use super::uring::{next_batch, ReadDone, Uring, MAX_READ_BATCH};
+use super::uring::{Frames, Uring, MAX_READ_BATCH};
 use super::READS_PER_WAKEUP;
 
 /// Why `twinwall wire` could not start or had to stop.
@@ -71,8 +71,8 @@ pub fn run(names: &[String], mtu: u16) -> Result<(), WireError> {
     let exit = match uring {
         Some(mut u) => {
             log::info!("wire: TAP I/O through io_uring, up to {MAX_READ_BATCH} reads per submission");
-            let (mut free, mut burst) = (Vec::new(), [1, 1]);
-            copy_loop(&taps, &signals, |i| copy_uring(i, &mut u, &mut free, &mut burst[i], &mut dirs))?
+            let mut bufs = WireFrames::default();
+            copy_loop(&taps, &signals, |i| copy_uring(i, &mut u, &mut bufs, &mut dirs))?
         }
         None => {
             let mut buf = FrameBuf::new();
@@ -150,56 +150,54 @@ fn copy_loop(
     }
 }
 
-/// The io_uring copy from TAP `i`: batches of reads (one submission each,
-/// sized by what the last found), every frame queued as a write of the same
-/// buffer to the other TAP, the writes submitted together after each batch;
-/// buffers come back from completed writes. At most [`READS_PER_WAKEUP`]
-/// reads; returns whether frames may remain.
-fn copy_uring(
-    i: usize,
-    u: &mut Uring,
-    free: &mut Vec<FrameBuf>,
-    burst: &mut usize,
-    dirs: &mut [Dir; 2],
-) -> Result<bool, WireError> {
+/// Buffers for `wire`'s io_uring reads: a free list, and the frames a
+/// batch found, to be written to the other TAP once it is taken.
+#[derive(Default)]
+struct WireFrames {
+    free: Vec<FrameBuf>,
+    got: Vec<FrameBuf>,
+}
+
+impl Frames for WireFrames {
+    fn alloc(&mut self) -> FrameBuf {
+        self.free.pop().unwrap_or_default()
+    }
+    fn frame(&mut self, buf: FrameBuf) {
+        self.got.push(buf);
+    }
+    fn spare(&mut self, buf: FrameBuf) {
+        self.free.push(buf);
+    }
+}
+
+/// The io_uring copy from TAP `i`: batches of reads in one submission
+/// each, every frame queued as a write of the same buffer to the other TAP,
+/// the writes submitted together after each batch; buffers come back from
+/// completed writes. At most [`READS_PER_WAKEUP`] reads; returns whether
+/// frames may remain.
+fn copy_uring(i: usize, u: &mut Uring, bufs: &mut WireFrames, dirs: &mut [Dir; 2]) -> Result<bool, WireError> {
     let io = |e| WireError::Io("io_uring", e);
     let mut read = 0;
     while read < READS_PER_WAKEUP {
-        let n = u.read_batch(i, *burst, || free.pop().unwrap_or_default()).map_err(io)?;
-        read += n;
-        let (mut found, mut empty) = (0, false);
-        for k in 0..n {
-            match u.take_read(k) {
-                ReadDone::Frame(buf) => {
-                    found += 1;
-                    dirs[i].frames += 1;
-                    dirs[i].bytes += buf.len() as u64;
-                    u.queue_write(1 - i, buf, &mut |b, to, r| {
-                        if r.is_err() {
-                            dirs[1 - to].write_errors += 1;
-                        }
-                        free.push(b);
-                    })
-                    .map_err(io)?;
-                }
-                ReadDone::Empty(buf) => {
-                    empty = true;
-                    free.push(buf);
-                }
-                ReadDone::Runt(buf) => free.push(buf),
-                ReadDone::Error(_, e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                ReadDone::Error(_, e) => return Err(WireError::Io("reading a TAP failed", e)),
-            }
+        let batch = u.read(i, MAX_READ_BATCH, bufs).map_err(io)?;
+        read += batch.reads;
+        if let Some(e) = batch.error {
+            return Err(WireError::Io("reading a TAP failed", e));
         }
-        *burst = next_batch(found);
-        u.flush_writes(&mut |b, to, r| {
+        let WireFrames { free, got } = bufs;
+        dirs[i].frames += got.len() as u64;
+        dirs[i].bytes += got.iter().map(|b| b.len() as u64).sum::<u64>();
+        let mut back = |b, to: usize, r: io::Result<()>| {
             if r.is_err() {
                 dirs[1 - to].write_errors += 1;
             }
             free.push(b);
-        })
-        .map_err(io)?;
-        if empty {
+        };
+        for buf in got.drain(..) {
+            u.queue_write(1 - i, buf, &mut back).map_err(io)?;
+        }
+        u.flush_writes(&mut back).map_err(io)?;
+        if batch.empty {
             return Ok(false);
         }
     }
